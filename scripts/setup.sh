@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up exapt on a fresh Debian/Ubuntu machine: system packages, a venv in .venv, the package.
+# Idempotent: re-running it only installs what is missing. Needs root or sudo for apt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(bubblewrap docker.io debootstrap chromium)
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "exapt setup: installing ${missing[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# torch first and pinned: an unpinned torch (or a package asking for a newer one) pulls a
+# multi-GB CUDA build. Then everything else in ONE resolve (see ENVIRONMENT notes in README).
+python -m pip install -q torch==2.13.0
+python -m pip install -q -e '.[dev]'
+echo "exapt setup: done ($(python -c 'import exapt; print("exapt", exapt.__version__)'))"
