@@ -1,0 +1,87 @@
+"""What the two coder loops share: their typed state and the node that runs actions.
+
+A loop is ``start -> model -> act -> model ... -> END``. ``model`` checks the budget before
+calling (and sets ``stop_reason`` instead when a limit is reached); ``act`` runs the pending
+actions through the tools and ends the loop on ``Submitted``.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, NotRequired, TypedDict
+
+from exapt.agents.context import AgentContext
+from exapt.agents.models.base import Message, ToolCall
+from exapt.tools.base import Submitted, ToolError
+from langgraph.graph import END
+from langgraph.runtime import Runtime
+
+
+class LoopState(TypedDict):
+    """Reducers: messages and counters accumulate (from 0 / [] when the graph is invoked with
+    ``{}``); ``actions`` and ``stop_reason`` are replaced by each write."""
+
+    messages: Annotated[list[Message], operator.add]
+    steps: Annotated[int, operator.add]  # model calls made
+    tokens: Annotated[int, operator.add]  # tokens in + out
+    cost_usd: Annotated[float, operator.add]
+    actions: NotRequired[list[ToolCall]]  # what the last model reply asked to run
+    stop_reason: NotRequired[str]  # set once: why the loop ended
+
+
+def run_action(ctx: AgentContext, call: ToolCall) -> str:
+    """Run one action; every failure becomes an observation except ``Submitted``."""
+    tool = ctx.tools.get(call.name)
+    if tool is None:
+        return f"error: unknown tool {call.name!r}; available tools: {', '.join(ctx.tools)}"
+    try:
+        return tool.run(ctx.tool_context(), **call.arguments)
+    except Submitted:
+        raise
+    except ToolError as exc:
+        return f"error: {exc.message}"
+    except Exception as exc:  # a tool's crash is the model's observation, not the run's end
+        return f"error: {call.name} failed: {type(exc).__name__}: {exc}"
+
+
+def make_act_node(
+    observe: Callable[[AgentContext, ToolCall, str], Message],
+) -> Callable[[LoopState, Runtime[AgentContext]], dict[str, Any]]:
+    """The ``act`` node; ``observe`` turns (call, observation) into the next message."""
+
+    def act(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        messages: list[Message] = []
+        for call in state.get("actions", []):
+            started = time.monotonic()
+            try:
+                observation = run_action(ctx, call)
+            except Submitted as done:
+                ctx.recorder.tool_call(
+                    call, f"submitted {done.message}".strip(), time.monotonic() - started
+                )
+                messages.append(observe(ctx, call, "submitted"))
+                return {"messages": messages, "actions": [], "stop_reason": "submitted"}
+            ctx.recorder.tool_call(call, observation, time.monotonic() - started)
+            messages.append(observe(ctx, call, observation))
+        return {"messages": messages, "actions": []}
+
+    return act
+
+
+def after_model(state: LoopState) -> str:
+    """Route: a stop ends the loop, actions are run, anything else asks the model again."""
+    if state.get("stop_reason"):
+        return END
+    return "act" if state.get("actions") else "model"
+
+
+def after_act(state: LoopState) -> str:
+    return END if state.get("stop_reason") else "model"
+
+
+def counters(reply: Any) -> dict[str, Any]:
+    """The state update that counts one model call."""
+    return {"steps": 1, "tokens": reply.tokens_in + reply.tokens_out, "cost_usd": reply.cost_usd}

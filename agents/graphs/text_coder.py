@@ -1,0 +1,89 @@
+"""``text_coder``: the coder loop for models without tool calling; actions are fenced blocks
+parsed from plain text (format in ``text_actions``), one action run per reply.
+
+A reply without a valid action gets the ``format_error`` prompt, with the parser's message,
+as the next user message. Base models (``model.is_base``, no chat template) are driven by
+plain completion over a ``### User`` / ``### Assistant`` transcript of the same messages.
+Prompts: ``system``, ``instance``, ``format_error``, ``observation``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exapt.agents.context import AgentContext
+from exapt.agents.graphs.loop import LoopState, after_act, after_model, counters, make_act_node
+from exapt.agents.graphs.text_actions import FormatError, parse_actions
+from exapt.agents.models.base import Message, ModelReply, ToolCall
+from exapt.agents.spec import AgentSpec
+from langgraph.graph import START, StateGraph
+from langgraph.runtime import Runtime
+
+TURN_STOP = "\n### User"
+
+
+def start(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    return {
+        "messages": [
+            {"role": "system", "content": ctx.render("system")},
+            {"role": "user", "content": ctx.render("instance")},
+        ]
+    }
+
+
+def transcript(messages: list[Message]) -> str:
+    """The chat as one prompt for a base model, ending where the assistant speaks next."""
+    parts = []
+    for message in messages:
+        if message["role"] == "system":
+            parts.append(str(message["content"]))
+        else:
+            parts.append(f"### {message['role'].capitalize()}\n{message['content']}")
+    return "\n\n".join([*parts, "### Assistant\n"])
+
+
+def ask(ctx: AgentContext, messages: list[Message]) -> ModelReply:
+    if ctx.model.is_base:
+        return ctx.complete(transcript(messages), stop=[TURN_STOP])
+    return ctx.chat(messages, tools=False)
+
+
+def model(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    if reason := ctx.stop_reason(state):
+        return {"stop_reason": reason}
+    reply = ask(ctx, state["messages"])
+    update: dict[str, Any] = {
+        **counters(reply),
+        "messages": [{"role": "assistant", "content": reply.text}],
+    }
+    try:
+        actions = parse_actions(reply.text)
+    except FormatError as exc:
+        error = ctx.render("format_error", error=exc.message, reply=reply.text)
+        ctx.recorder.note(error)
+        update["messages"].append({"role": "user", "content": error})
+        update["actions"] = []
+        return update
+    # One action per reply: the model must see each result before it decides the next step.
+    update["actions"] = actions[:1]
+    if len(actions) > 1:
+        ctx.recorder.note(f"{len(actions) - 1} more action(s) in the reply were not run")
+    return update
+
+
+def observe(ctx: AgentContext, call: ToolCall, observation: str) -> Message:
+    return {"role": "user", "content": ctx.render("observation", action=call, output=observation)}
+
+
+def build(spec: AgentSpec) -> StateGraph:
+    graph = StateGraph(LoopState, context_schema=AgentContext)
+    graph.add_node("start", start)
+    graph.add_node("model", model)
+    graph.add_node("act", make_act_node(observe))
+    graph.add_edge(START, "start")
+    graph.add_edge("start", "model")
+    graph.add_conditional_edges("model", after_model, ["act", "model", "__end__"])
+    graph.add_conditional_edges("act", after_act, ["model", "__end__"])
+    return graph

@@ -1,0 +1,56 @@
+"""``tool_coder``: a ReAct loop with native tool calls, for chat models that support them.
+
+start -> model -> act -> model ... until ``submit`` or a budget limit. A reply without a
+tool call gets the ``format_error`` prompt as the next user message (errors steer the loop).
+Prompts: ``system``, ``instance``, ``format_error`` (and whatever they include).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exapt.agents.context import AgentContext
+from exapt.agents.graphs.loop import LoopState, after_act, after_model, counters, make_act_node
+from exapt.agents.models.base import Message, ToolCall
+from exapt.agents.spec import AgentSpec
+from langgraph.graph import START, StateGraph
+from langgraph.runtime import Runtime
+
+
+def start(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    return {
+        "messages": [
+            {"role": "system", "content": ctx.render("system")},
+            {"role": "user", "content": ctx.render("instance")},
+        ]
+    }
+
+
+def model(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    if reason := ctx.stop_reason(state):
+        return {"stop_reason": reason}
+    reply = ctx.chat(state["messages"], tools=True)
+    update = {**counters(reply), "messages": [reply.as_message()], "actions": reply.tool_calls}
+    if not reply.tool_calls:
+        error = ctx.render("format_error", reply=reply.text)
+        ctx.recorder.note(error)
+        update["messages"].append({"role": "user", "content": error})
+    return update
+
+
+def observe(ctx: AgentContext, call: ToolCall, observation: str) -> Message:
+    return {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": observation}
+
+
+def build(spec: AgentSpec) -> StateGraph:
+    graph = StateGraph(LoopState, context_schema=AgentContext)
+    graph.add_node("start", start)
+    graph.add_node("model", model)
+    graph.add_node("act", make_act_node(observe))
+    graph.add_edge(START, "start")
+    graph.add_edge("start", "model")
+    graph.add_conditional_edges("model", after_model, ["act", "model", "__end__"])
+    graph.add_conditional_edges("act", after_act, ["model", "__end__"])
+    return graph

@@ -1,0 +1,139 @@
+"""``run_task``: one attempt of one agent on one task, from sandbox to scored trajectory.
+
+recall memory -> open the agent's sandbox (task files + memory files) -> run the graph ->
+snapshot the workspace -> close -> score the snapshot in a fresh sandbox -> learn -> Attempt.
+The agent sees ``task.public()`` only; ``task.hidden`` reaches the scorer alone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from exapt.agents.budget import Budget
+from exapt.agents.context import AgentContext, Recorder
+from exapt.agents.models.base import Model
+from exapt.agents.spec import KNOWN_GRAPHS, AgentSpec
+from exapt.memory.base import AgentMemory, Recollection
+from exapt.memory.records import Outcome, Step, Trajectory
+from exapt.tasks.base import SandboxFactory, Score, Scorer, Task
+from exapt.tools.base import get_tools
+from langgraph.graph import StateGraph
+
+from exapt.errors import ConfigError
+from exapt.registry import resolve
+
+
+@dataclass
+class Attempt:
+    """What one attempt produced: the trajectory (with its result), the score, the workspace."""
+
+    trajectory: Trajectory
+    score: Score
+    workspace: dict[str, bytes]
+
+
+def build_graph(spec: AgentSpec) -> StateGraph:
+    """The uncompiled graph of ``spec`` (a built-in name or a ``module:build`` path)."""
+    builder = resolve("agent graph", spec.graph, KNOWN_GRAPHS)
+    graph = builder(spec)
+    if not isinstance(graph, StateGraph):
+        raise ConfigError(
+            f"graph builder {spec.graph!r} returned {type(graph).__name__}, not a StateGraph"
+        )
+    return graph
+
+
+def run_graph(ctx: AgentContext) -> dict[str, Any]:
+    """Compile and run the spec's graph on ``ctx``; the final state (with ``stop_reason``)."""
+    graph = build_graph(ctx.spec).compile()
+    # A step (model call) takes at most a few super-steps (model, act); the budget ends the
+    # graph first, the recursion limit is only the safety net behind it.
+    config = {"recursion_limit": 4 * ctx.budget.steps + 10}
+    return graph.invoke({}, config, context=ctx)
+
+
+def run_task(
+    task: Task,
+    *,
+    spec: AgentSpec,
+    model: Model,
+    sandbox: SandboxFactory,
+    scorer: Scorer,
+    run_id: str,
+    trial: int = 0,
+    memory: AgentMemory | None = None,
+    budget: Budget | None = None,
+) -> Attempt:
+    """Run ``spec`` with ``model`` on ``task`` and score the result.
+
+    ``budget`` tightens the spec's ``limits``. A budget hit ends the attempt cleanly (its
+    ``stop_reason`` says which). ``ModelError`` propagates (fatal for the run); a tool's
+    failure is an observation for the model; a scorer never raises for a bad solution.
+
+    Example:
+        attempt = run_task(task, spec=load_spec("tool_coder"), model=model, sandbox=factory,
+                           scorer=suite.scorer(), run_id="r1")
+        attempt.score.passed, attempt.trajectory.result.stop_reason
+    """
+    started = time.monotonic()
+    use_memory = memory is not None and spec.memory.enabled
+    recollection = _recall(memory, task, spec, model) if use_memory and memory else None
+    trajectory = Trajectory(
+        run_id=run_id,
+        task_id=task.id,
+        trial=trial,
+        variant_id=spec.variant_id(),
+        model=model.name,
+        metadata={
+            "spec": spec.name,
+            "graph": spec.graph,
+            "memory_ids": recollection.ids if recollection else [],
+        },
+    )
+    files: dict[str, str | bytes] = {**task.files, **(recollection.files if recollection else {})}
+    box = sandbox(files)
+    try:
+        ctx = AgentContext(
+            task=task.model_copy(update={"hidden": {}}),  # the agent never sees hidden data
+            spec=spec,
+            model=model,
+            sandbox=box,
+            sandbox_factory=sandbox,
+            tools=get_tools(spec.tools),
+            recorder=Recorder(trajectory),
+            budget=spec.limits.tighten(budget),
+            recollection=recollection,
+            started=started,
+        )
+        final = run_graph(ctx)
+        workspace = box.snapshot()
+    finally:
+        box.close()
+    score = scorer.score(task, workspace, sandbox)
+    trajectory.add(Step(kind="score", output=score.model_dump(), duration_s=score.duration_s))
+    trajectory.result = Outcome(
+        reward=score.reward,
+        passed=score.passed,
+        error=score.error,
+        feedback=score.feedback,
+        stop_reason=final.get("stop_reason") or "done",
+    )
+    trajectory.wall_s = time.monotonic() - started
+    if use_memory and memory:
+        memory.learn(task, trajectory, score, workspace, sandbox)
+    return Attempt(trajectory=trajectory, score=score, workspace=workspace)
+
+
+def _recall(memory: AgentMemory, task: Task, spec: AgentSpec, model: Model) -> Recollection:
+    """What memory offers for ``task``, cut to the spec's k's."""
+    found = memory.recall(task, variant_id=spec.variant_id(), model=model.name)
+    options = spec.memory
+    return found.model_copy(
+        update={
+            "reflections": found.reflections[: options.reflections_k],
+            "skills": found.skills[: options.skills_k],
+            "insights": found.insights[: options.insights_k],
+        }
+    )

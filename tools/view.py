@@ -1,0 +1,53 @@
+"""``view``: show a workspace file with line numbers (or a directory listing)."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any, ClassVar
+
+from exapt.tools.base import ToolContext, ToolError, cut
+
+
+class ViewTool:
+    name = "view"
+    description = (
+        "Show a file of the workspace with line numbers, optionally only lines start..end "
+        "(1-based, inclusive). For a directory, list its files."
+    )
+    parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "description": "path relative to the workspace"},
+            "start": {"type": "integer", "description": "first line to show (default 1)"},
+            "end": {"type": "integer", "description": "last line to show (default: the end)"},
+        },
+        "required": ["path"],
+    }
+
+    def run(self, ctx: ToolContext, **args: Any) -> str:
+        path = str(args.get("path") or "").strip() or "."
+        try:
+            data = ctx.sandbox.read(path)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            return self._listing(ctx, path)
+        text = data.decode("utf-8", errors="replace")
+        lines = text.splitlines()
+        start = max(1, int(args.get("start") or 1))
+        end = min(len(lines), int(args.get("end") or len(lines)))
+        if not lines:
+            return f"{path} is empty"
+        if start > end:
+            raise ToolError(f"{path} has {len(lines)} lines; ask for start <= end <= {len(lines)}")
+        width = len(str(end))
+        numbered = [f"{n:>{width}}  {lines[n - 1]}" for n in range(start, end + 1)]
+        return cut("\n".join(numbered), ctx.max_output_chars)
+
+    def _listing(self, ctx: ToolContext, path: str) -> str:
+        # Reading failed: a directory is listed (inside the sandbox), anything else is absent.
+        quoted = shlex.quote(path)
+        result = ctx.sandbox.exec(
+            f"test -d {quoted} && find {quoted} -maxdepth 2 -not -path '*/.*'"
+        )
+        if result.exit_code != 0:
+            raise ToolError(f"no file or directory {path!r}; use view with path '.' to list files")
+        return cut(result.stdout, ctx.max_output_chars)
