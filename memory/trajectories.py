@@ -378,6 +378,8 @@ def to_finetune_record(steps: list[Step]) -> dict[str, Any] | None:
                     messages.append(
                         {"role": "tool", "tool_call_id": call_id, "content": _text(step.output)}
                     )
+        while messages and messages[-1].get("role") != "assistant":
+            messages.pop()  # e.g. the observation of `submit`: nothing after it to learn
         record: dict[str, Any] = {"messages": messages}
         if tools:
             record["tools"] = [_tool_schema(tool) for tool in tools]
