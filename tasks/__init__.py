@@ -1,0 +1,64 @@
+"""Tasks, suites and their scorers: what an agent is asked to do and how it is judged.
+
+Example:
+    from exapt.tasks import load_suite, split_tasks
+    suite = load_suite("humaneval")
+    tasks = split_tasks(suite.tasks(), "dev")
+    score = suite.scorer().score(tasks[0], workspace_snapshot, sandbox_factory)
+
+Suites: ``humaneval``; ``polyglot:PATH`` (a checkout of Aider's polyglot-benchmark or a JSONL
+of its exercises); ``jsonl:PATH`` (a user's own tasks, format in ``exapt.tasks.jsonl``).
+This package never imports ``exapt.agents`` or ``exapt.evolve``: the evaluator does not know
+who is evaluated.
+"""
+
+from __future__ import annotations
+
+from exapt.tasks.base import SandboxFactory, Score, Scorer, Suite, Task
+from exapt.tasks.splits import SPLITS, split_of, split_tasks
+
+from exapt.errors import ConfigError
+
+#: Suite names ``load_suite`` understands; ``PATH`` is a file or folder on this machine.
+SUITES: tuple[str, ...] = ("humaneval", "polyglot:PATH", "jsonl:PATH")
+
+__all__ = [
+    "SPLITS",
+    "SUITES",
+    "SandboxFactory",
+    "Score",
+    "Scorer",
+    "Suite",
+    "Task",
+    "load_suite",
+    "split_of",
+    "split_tasks",
+]
+
+
+def load_suite(spec: str) -> Suite:
+    """The suite named ``spec``: ``humaneval``, ``polyglot:PATH`` or ``jsonl:PATH``.
+
+    Raises ``ConfigError`` for an unknown name (listing the valid ones), a missing path or a
+    malformed file.
+
+    Example:
+        suite = load_suite("jsonl:my_tasks.jsonl")
+    """
+    kind, sep, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind == "humaneval" and not sep:
+        from exapt.tasks.humaneval import HumanEvalSuite
+
+        return HumanEvalSuite()
+    if kind in ("polyglot", "jsonl"):
+        if not arg.strip():
+            raise ConfigError(f"suite {spec!r} needs a path", hint=f"write it as {kind}:PATH")
+        if kind == "jsonl":
+            from exapt.tasks.jsonl import JsonlSuite
+
+            return JsonlSuite(arg.strip())
+        from exapt.tasks.polyglot import PolyglotSuite
+
+        return PolyglotSuite(arg.strip())
+    raise ConfigError(f"unknown suite {spec!r}", hint=f"use one of: {', '.join(SUITES)}")
