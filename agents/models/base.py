@@ -63,6 +63,9 @@ class Model(Protocol):
 
     name: str
     supports_tools: bool
+    # True for a base model without chat tuning (e.g. the embedded Gemma): agents then default
+    # to the completion / text-action agents. (Added with the models backends.)
+    is_base: bool
 
     def chat(
         self, messages: list[Message], *, tools: list[dict[str, Any]] | None = None, **params: Any
