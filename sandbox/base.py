@@ -50,9 +50,13 @@ class Limits(BaseModel):
     cpu_s: int = Field(30, gt=0, description="CPU seconds per exec (RLIMIT_CPU)")
     memory_mb: int = Field(1024, gt=0, description="memory of the sandbox in MB")
     pids: int = Field(128, gt=0, description="processes/threads at once")
-    output_bytes: int = Field(1_000_000, gt=0, description="stdout/stderr kept, each; the rest is cut and `truncated` set")
+    output_bytes: int = Field(
+        1_000_000, gt=0, description="stdout/stderr kept, each; the rest is cut and `truncated` set"
+    )
     disk_mb: int = Field(512, gt=0, description="size of the private /tmp in MB")
-    network: bool = Field(False, description="network access; False = no interface but an empty loopback")
+    network: bool = Field(
+        False, description="network access; False = no interface but an empty loopback"
+    )
 
 
 class ExecResult(BaseModel):
