@@ -199,6 +199,17 @@ class Run:
                 f"no run {run_id!r} to resume ({path} does not exist)",
                 hint="see the runs with `exapt runs list`",
             )
+        from exapt.memory.trajectories import TrajectoryStore
+
+        with TrajectoryStore() as store:
+            record = store.get_run(run_id)
+        if record is not None and live_status(record) == "running":
+            pid = (record.summary or {}).get("pid")
+            raise ConfigError(
+                f"run {run_id!r} is still running (pid {pid})",
+                hint="stop it first (Ctrl-C or kill PID), then resume; if that pid is another "
+                "program now, wait for it to end",
+            )
         try:
             saved = json.loads(path.read_text())
             saved.pop("run_id", None)
@@ -245,7 +256,8 @@ class Run:
                 notify(
                     self._progress(
                         len(running),
-                        "Ctrl-C: finishing running attempts (Ctrl-C again to abandon them)",
+                        "Ctrl-C: waiting for running attempts to end (not kept: resume "
+                        "re-runs them); Ctrl-C again to leave at once",
                     )
                 )
                 self._loop(pool, deque(), running, notify)
@@ -266,7 +278,8 @@ class Run:
         while running or (work and self.status == "running"):
             while work and self.status == "running" and len(running) < self.workers:
                 task, trial = work.popleft()
-                running[pool.submit(self._attempt, task, trial)] = (task, trial)
+                budget = self._attempt_budget()
+                running[pool.submit(self._attempt, task, trial, budget)] = (task, trial)
             finished, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in finished:
                 task, trial = running.pop(future)
@@ -278,6 +291,8 @@ class Run:
                 except Exception as exc:  # a bug in an agent or a scorer: stop, keep the rest
                     self._stop("failed", f"{type(exc).__name__} on task {task.id}: {exc}")
                     continue
+                if trajectory is None:  # interrupted: not stored, resume re-runs it
+                    continue
                 next_trial = self._record(task, trajectory)
                 if next_trial is not None:  # failed: the next trial, with its reflections
                     work.append((task, next_trial))
@@ -286,8 +301,11 @@ class Run:
             self._check_budget()
             notify(self._progress(len(running)))
 
-    def _attempt(self, task: Any, trial: int) -> Any:
-        """One attempt, in a worker thread; stored before it returns (nothing lost on a kill)."""
+    def _attempt(self, task: Any, trial: int, budget: Any) -> Any:
+        """One attempt, in a worker thread; stored before it returns (nothing lost on a kill).
+        Returns None, storing nothing, when the run was interrupted meanwhile: a terminal's
+        Ctrl-C also reaches the sandboxes and a local model server, so such a result is not
+        trusted; ``--resume`` runs the attempt again."""
         from exapt.agents import run_task
 
         attempt = run_task(
@@ -299,8 +317,10 @@ class Run:
             run_id=self.run_id,
             trial=trial,
             memory=self.memory,
-            budget=self._attempt_budget(),
+            budget=budget,
         )
+        if self.status == "interrupted":
+            return None
         trajectory = attempt.trajectory
         trajectory.run_id, trajectory.trial = self.run_id, trial
         self._store.add(trajectory)
@@ -377,16 +397,19 @@ class Run:
             self._wall_before = float(previous.summary.get("wall_s", 0.0))
         self._store.create_run(self.run_id, {**record, "run_id": self.run_id})
 
+    def _load_states(self) -> None:
+        """Rebuild every task's state from the attempts the store holds for this run."""
+        self.states = {task.id: TaskState() for task in self.tasks}
+        for t in self._store.trajectories(self.run_id, with_steps=False):
+            if t.task_id in self.states:
+                _account(self.states[t.task_id], t)
+
     def _pending(self) -> deque[tuple[Any, int]]:
         """The (task, trial) pairs still to run, from what the store already holds."""
-        stored: dict[str, list[Any]] = {}
-        for t in self._store.trajectories(self.run_id, with_steps=False):
-            stored.setdefault(t.task_id, []).append(t)
+        self._load_states()
         work: deque[tuple[Any, int]] = deque()
         for task in self.tasks:
-            state = self.states.setdefault(task.id, TaskState())
-            for t in sorted(stored.get(task.id, []), key=lambda t: t.trial):
-                _account(state, t)
+            state = self.states[task.id]
             if state.passed_trial is None and state.trials_done < self.config.trials:
                 work.append((task, state.trials_done))
         return work
@@ -464,6 +487,7 @@ class Run:
 
         if self.status == "running":
             self.status = "done"
+        self._load_states()  # the store is the truth, even for attempts a Ctrl-C cut short
         summary = self.summary()
         atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         self._store.finish_run(self.run_id, summary, self.status)
@@ -482,6 +506,24 @@ class Run:
             return open_sandbox(backend, files=files, **extra)
 
         return factory
+
+
+def live_status(record: Any) -> str:
+    """The stored status, except that a ``running`` run whose process is gone (on this
+    host) shows as ``killed`` — resumable with ``exapt run --resume``."""
+    summary = record.summary or {}
+    if record.status != "running" or summary.get("host") != socket.gethostname():
+        return record.status
+    pid = summary.get("pid")
+    if not isinstance(pid, int):
+        return record.status
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "killed"
+    except PermissionError:  # alive, someone else's
+        pass
+    return record.status
 
 
 def _account(state: TaskState, trajectory: Any) -> None:

@@ -162,8 +162,14 @@ def _execute(prepared: Run, json_out: bool) -> None:
         raise typer.Exit(code)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: a summary, then exit
+
+
 def _with_progress(prepared: Run, err: Console) -> dict[str, Any]:
     """Execute the run under a live progress bar on stderr."""
+    import signal
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from exapt.runs import RunProgress
@@ -186,7 +192,11 @@ def _with_progress(prepared: Run, err: Console) -> dict[str, Any]:
             if p.note:
                 bar.console.print(f"[yellow]{p.note}[/]")
 
-        return prepared.execute(on_progress=show)
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            return prepared.execute(on_progress=show)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _results_table(prepared: Run, out: Console, max_rows: int = 50) -> None:

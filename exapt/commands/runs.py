@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -51,21 +49,9 @@ def _get_run(store: TrajectoryStore, run_id: str) -> RunRecord:
 
 
 def status_of(record: RunRecord) -> str:
-    """The stored status, except that a ``running`` run whose process is gone (on this
-    host) shows as ``killed`` — resumable with ``exapt run --resume``."""
-    summary = record.summary or {}
-    if record.status != "running" or summary.get("host") != socket.gethostname():
-        return record.status
-    pid = summary.get("pid")
-    if not isinstance(pid, int):
-        return record.status
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return "killed"
-    except PermissionError:  # alive, someone else's
-        pass
-    return record.status
+    from exapt.runs import live_status
+
+    return live_status(record)
 
 
 def _row(record: RunRecord) -> dict[str, Any]:
