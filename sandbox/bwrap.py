@@ -132,7 +132,14 @@ class BwrapSandbox(HostSandbox):
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--size", str(lim.disk_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", "/tmp"]
         args += ["--symlink", "/tmp", "/var/tmp"]
+        made = {"/", "/tmp", "/usr", "/etc", "/run", "/proc", "/dev", "/var"}
         for path in self.ro_binds:
+            # Parents bwrap would create are 0700 root's: make them traversable for nobody.
+            for parent in reversed(Path(path).parents):
+                p = str(parent)
+                if p not in made and not p.startswith(("/usr/", "/etc/", "/proc/", "/dev/")):
+                    args += ["--perms", "0755", "--dir", p]
+                    made.add(p)
             args += ["--ro-bind", path, path]
         args += ["--bind", str(self.workspace), WORKSPACE]
         # bwrap makes missing parents 0700 (root's): create them traversable first
