@@ -15,6 +15,7 @@ who is evaluated.
 from __future__ import annotations
 
 from exapt.tasks.base import SandboxFactory, Score, Scorer, Suite, Task
+from exapt.tasks.command import sandbox_factory
 from exapt.tasks.splits import SPLITS, split_of, split_tasks
 
 from exapt.errors import ConfigError
@@ -31,6 +32,7 @@ __all__ = [
     "Suite",
     "Task",
     "load_suite",
+    "sandbox_factory",
     "split_of",
     "split_tasks",
 ]

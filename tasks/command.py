@@ -17,10 +17,10 @@ pass" (JSONL and Polyglot), and by HumanEval's harness.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from exapt.sandbox.base import ExecResult
+from exapt.sandbox.base import ExecResult, Limits, Sandbox
 from exapt.tasks.base import SandboxFactory, Score, Task
 
 from exapt.errors import ExaptError
@@ -104,6 +104,28 @@ def broken(exc: Exception, started: float) -> Score:
         feedback="the tests could not be run (sandbox failure)",
         duration_s=time.monotonic() - started,
     )
+
+
+def sandbox_factory(
+    backend: str = "default",
+    *,
+    limits: Limits | None = None,
+    ro_binds: Sequence[str] = (),
+) -> SandboxFactory:
+    """A ``SandboxFactory`` opening ``backend`` sandboxes with these limits and binds.
+
+    Pass a suite's ``ro_binds()`` (toolchains outside /usr, e.g. rustup's) so its scorer
+    finds them. Example:
+        factory = sandbox_factory("bwrap", ro_binds=suite.ro_binds())
+    """
+    from exapt.sandbox import open_sandbox  # the backends load only when a sandbox is made
+
+    binds = list(ro_binds)
+
+    def factory(files: dict[str, str | bytes]) -> Sandbox:
+        return open_sandbox(backend, files=files, limits=limits, ro_binds=binds or None)
+
+    return factory
 
 
 class CommandScorer:

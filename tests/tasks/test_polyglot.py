@@ -1,0 +1,215 @@
+"""Polyglot: loading (JSONL and checkout), skipped languages, and the per-language scorers
+judged with the shared sample's reference solutions (pass) and stubs (fail)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from exapt.sandbox import Limits
+from exapt.tasks import SandboxFactory, Task, load_suite, sandbox_factory
+from exapt.tasks.polyglot import (
+    LANGUAGES,
+    PolyglotSuite,
+    languages_supported,
+    read_jsonl,
+    reference_workspace,
+    toolchain,
+)
+
+from exapt.errors import ConfigError, UnavailableError
+
+from .conftest import Recorder, as_bytes
+
+
+@pytest.fixture(scope="module")
+def suite(polyglot_path: Path) -> PolyglotSuite:
+    return PolyglotSuite(polyglot_path)
+
+
+def by_language(suite: PolyglotSuite, language: str) -> list[Task]:
+    return [t for t in suite.all_tasks() if t.language == language]
+
+
+def toolchain_factory(suite: PolyglotSuite) -> SandboxFactory:
+    return sandbox_factory("bwrap", limits=Limits(memory_mb=2048), ro_binds=suite.ro_binds())
+
+
+def stub_fails_reference_passes(suite: PolyglotSuite, task: Task, factory: SandboxFactory) -> None:
+    scorer = suite.scorer()
+    good = scorer.score(task, reference_workspace(task), factory)
+    assert good.passed and good.reward == 1.0, (task.id, good.error, good.feedback)
+    bad = scorer.score(task, as_bytes(task.files), factory)
+    assert not bad.passed and bad.reward == 0.0, (task.id, bad.feedback)
+    assert bad.error is None, bad.error
+
+
+def test_jsonl_sample_loads(suite: PolyglotSuite, polyglot_path: Path) -> None:
+    tasks = list(suite.all_tasks())
+    assert len(tasks) == 139
+    assert {t.language for t in tasks} == set(LANGUAGES)
+    task = next(t for t in tasks if t.id == "polyglot/python/affine-cipher")
+    assert task.suite == f"polyglot:{polyglot_path}"
+    assert set(task.files) == {"affine_cipher.py"}
+    assert set(task.hidden["tests"]) == {"affine_cipher_test.py"}
+    assert set(task.hidden["reference"]) == {"affine_cipher.py"}
+    assert "affine_cipher.py" in task.instruction
+    assert "affine_cipher_test" not in json.dumps(task.public())  # tests and reference hidden
+    cpp = next(t for t in tasks if t.id == "polyglot/cpp/all-your-base")
+    assert {"CMakeLists.txt", "all_your_base.cpp", "all_your_base.h"} <= set(cpp.files)
+    assert not any(p.startswith(".approaches") for p in cpp.files)  # spoilers left out
+    rust = next(t for t in tasks if t.id == "polyglot/rust/accumulate")
+    assert set(rust.hidden["reference"]) == {"src/lib.rs"}
+
+
+def test_unsupported_languages_are_skipped_with_a_reason(
+    suite: PolyglotSuite, caplog: pytest.LogCaptureFixture
+) -> None:
+    support = languages_supported()
+    assert set(support) == set(LANGUAGES)
+    assert support["python"] == ""  # Debian's python3 with unittest is always here
+    assert support["javascript"] and "jest" in support["javascript"]
+    assert support["java"] and "JUnit" in support["java"]
+    fresh = PolyglotSuite(suite.path)
+    with caplog.at_level(logging.WARNING, logger="exapt.tasks.polyglot"):
+        listed = list(fresh.tasks())
+    assert {t.language for t in listed} == {lang for lang, why in support.items() if not why}
+    for language, why in support.items():
+        if why:
+            assert language in fresh.skipped and fresh.skipped[language][1] == why
+            assert f"{language} task(s): {why}" in caplog.text
+    java = next(t for t in fresh.all_tasks() if t.language == "java")
+    with pytest.raises(UnavailableError):
+        fresh.scorer().score(java, as_bytes(java.files), toolchain_factory(fresh))
+
+
+def test_language_filter_and_bad_paths(polyglot_path: Path, tmp_path: Path) -> None:
+    only = PolyglotSuite(polyglot_path, languages=["python"])
+    assert {t.language for t in only.all_tasks()} == {"python"}
+    with pytest.raises(ConfigError, match="cobol"):
+        PolyglotSuite(polyglot_path, languages=["cobol"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_suite(f"polyglot:{tmp_path / 'absent'}")
+    with pytest.raises(ConfigError, match="no exercises"):
+        load_suite(f"polyglot:{tmp_path}")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"language": "python"}\n')
+    with pytest.raises(ConfigError, match=r"bad.jsonl:1: field 'name' is missing"):
+        read_jsonl(bad)
+
+
+def test_checkout_folder_gives_the_same_tasks_as_the_jsonl(
+    polyglot_path: Path, tmp_path: Path
+) -> None:
+    """Lay out two exercises as the benchmark repository does and read them back."""
+    rows = [json.loads(line) for line in polyglot_path.read_text().splitlines()]
+    picked = [r for r in rows if r["id"] in ("polyglot/python/paasio", "polyglot/cpp/yacht")]
+    assert len(picked) == 2
+    for row in picked:
+        folder = tmp_path / row["language"] / "exercises" / "practice" / row["name"]
+        files = {
+            **row["solution_files"],
+            **row["test_files"],
+            **row["support_files"],
+            **row["reference_files"],
+        }
+        for rel, text in files.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_text(text)
+        config = {
+            "files": {
+                "solution": list(row["solution_files"]),
+                "test": list(row["test_files"]),
+                "example": list(row["reference_files"]),
+            }
+        }
+        (folder / ".meta").mkdir(exist_ok=True)
+        (folder / ".meta" / "config.json").write_text(json.dumps(config))
+        (folder / ".docs").mkdir(exist_ok=True)
+        (folder / ".docs" / "instructions.md").write_text(row["instructions"])
+        (folder / "gradle-wrapper.jar").write_bytes(b"\xff\xfe\x00binary")  # skipped
+    checkout = load_suite(f"polyglot:{tmp_path}")
+    assert isinstance(checkout, PolyglotSuite)
+    from_checkout = {t.id: t for t in checkout.all_tasks()}
+    from_jsonl = {t.id: t for t in PolyglotSuite(polyglot_path).all_tasks()}
+    assert set(from_checkout) == {r["id"] for r in picked}
+    for task_id, task in from_checkout.items():
+        twin = from_jsonl[task_id]
+        assert task.files == twin.files
+        assert task.instruction == twin.instruction
+        for key in ("tests", "restore", "reference", "test_command"):
+            assert task.hidden[key] == twin.hidden[key], key
+
+
+@pytest.mark.bwrap
+def test_every_python_reference_passes_and_every_stub_fails(
+    suite: PolyglotSuite, factory: SandboxFactory
+) -> None:
+    tasks = by_language(suite, "python")
+    assert len(tasks) == 19
+    for task in tasks:
+        stub_fails_reference_passes(suite, task, factory)
+
+
+@pytest.mark.bwrap
+def test_edited_tests_and_build_files_are_restored(
+    suite: PolyglotSuite, recorder: Recorder
+) -> None:
+    task = next(t for t in by_language(suite, "python") if t.id.endswith("/affine-cipher"))
+    cheat = {
+        **as_bytes(task.files),
+        "affine_cipher_test.py": b"import unittest\n",  # an emptied test module
+        "notes.md": b"agent notes",
+    }
+    score = suite.scorer().score(task, cheat, recorder)
+    assert score.reward == 0.0 and "FAILED" in score.feedback
+    seed = recorder.seeds[-1]
+    assert set(seed) == {"affine_cipher.py", "affine_cipher_test.py", "notes.md"}
+    assert seed["affine_cipher_test.py"] == task.hidden["tests"]["affine_cipher_test.py"]
+
+
+@pytest.mark.bwrap
+def test_cpp_reference_passes_and_stub_fails(suite: PolyglotSuite, bwrap_ok: None) -> None:
+    if toolchain("cpp").reason:
+        pytest.skip(f"cpp cannot be scored here: {toolchain('cpp').reason}")
+    task = next(t for t in by_language(suite, "cpp") if t.id.endswith("/all-your-base"))
+    stub_fails_reference_passes(suite, task, toolchain_factory(suite))
+
+
+def _rust_reachable(suite: PolyglotSuite) -> str:
+    """'' if cargo runs inside a sandbox with the suite's binds, else what went wrong."""
+    chain = toolchain("rust")
+    if chain.reason:
+        return chain.reason
+    with toolchain_factory(suite)({}) as box:
+        result = box.exec("cargo --version", env=chain.env, timeout=60)
+    return "" if result.ok else f"cargo does not run in the sandbox: {result.stderr.strip()}"
+
+
+@pytest.mark.bwrap
+def test_rust_reference_passes_and_stub_fails(suite: PolyglotSuite, bwrap_ok: None) -> None:
+    why = _rust_reachable(suite)
+    if why:
+        pytest.skip(f"rust cannot be scored here: {why}")
+    task = next(t for t in by_language(suite, "rust") if t.id.endswith("/word-count"))
+    stub_fails_reference_passes(suite, task, toolchain_factory(suite))
+
+
+@pytest.mark.slow
+@pytest.mark.bwrap
+@pytest.mark.parametrize("language", ["cpp", "rust"])
+def test_every_reference_passes_and_every_stub_fails(
+    suite: PolyglotSuite, bwrap_ok: None, language: str
+) -> None:
+    why = _rust_reachable(suite) if language == "rust" else toolchain(language).reason
+    if why:
+        pytest.skip(f"{language} cannot be scored here: {why}")
+    failures = []
+    for task in by_language(suite, language):
+        try:
+            stub_fails_reference_passes(suite, task, toolchain_factory(suite))
+        except AssertionError as exc:
+            failures.append(str(exc)[:500])
+    assert failures == []
