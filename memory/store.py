@@ -245,7 +245,7 @@ class MemoryStore:
         self.collections[kind].upsert(
             ids=ids,
             documents=documents,
-            metadatas=[clean_metadata(m) for m in metadatas],
+            metadatas=[clean_metadata(m) or None for m in metadatas],  # type: ignore[misc]
             embeddings=embeddings if embeddings is not None else self.embed(documents),
         )
 
