@@ -39,11 +39,14 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from exapt.errors import ConfigError, ExaptError
+
+if TYPE_CHECKING:
+    from exapt.memory.trajectories import RunRecord
 
 CONFIG_SCHEMA = 1
 #: Default thread-pool size: the local server batches concurrent requests and 2–4 cores give
@@ -508,22 +511,22 @@ class Run:
         return factory
 
 
-def live_status(record: Any) -> str:
+def live_status(record: RunRecord) -> str:
     """The stored status, except that a ``running`` run whose process is gone (on this
     host) shows as ``killed`` — resumable with ``exapt run --resume``."""
     summary = record.summary or {}
     if record.status != "running" or summary.get("host") != socket.gethostname():
-        return record.status
+        return str(record.status)
     pid = summary.get("pid")
     if not isinstance(pid, int):
-        return record.status
+        return str(record.status)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return "killed"
     except PermissionError:  # alive, someone else's
         pass
-    return record.status
+    return str(record.status)
 
 
 def _account(state: TaskState, trajectory: Any) -> None:
@@ -621,7 +624,7 @@ def _check_backend(name: str | None) -> str:
     from exapt.sandbox import available_backends, default_backend
 
     if name is None:
-        return default_backend()
+        return str(default_backend())
     available = available_backends()
     if name not in available:
         if ":" in name or "." in name:

@@ -216,7 +216,8 @@ def _print_steps(console: Console, t: Trajectory, limit: int | None) -> None:
         cost = f"  [dim]{step.tokens_in}+{step.tokens_out} tok, {step.duration_s:.1f}s[/]"
         console.print(head + cost, highlight=False)
         for label, text in _describe(step):  # markup off: agents write [brackets] freely
-            console.print(f"      {label}: {_cut(text, limit)}", highlight=False, markup=False)
+            text = _cut(text, limit).replace("\n", "\n" + " " * 8)
+            console.print(f"      {label}: {text}", highlight=False, markup=False)
     verdict = "PASSED" if t.result.passed else "FAILED"
     console.print(
         f"score: {verdict} reward {t.result.reward:.2f}, stop {t.result.stop_reason}",

@@ -126,6 +126,29 @@ def test_trials_retry_only_failed_tasks_and_report_per_trial(
     assert [attempts["demo/t1", k].result.passed for k in (0, 1)] == [False, True]
 
 
+def test_reflexion_with_memory_passes_on_the_second_trial(
+    cli: Callable[..., Any], home: Path, tmp_path: Path, backend: str
+) -> None:
+    """The real memory: t1's failure leaves a reflection; trial 1's prompt recalls it, and
+    the scripted model answers right only when it sees the reflection in its prompt."""
+    tasks = write_tasks(tmp_path / "tasks.jsonl", 2)
+    script = tmp_path / "s.json"
+    # First matching key wins: the reflection's "Failed (reward ..." only exists in trial 1.
+    replies = {"Failed (reward": create(1, 1), "TASK 0:": create(0, 0), "TASK 1:": create(1, -1)}
+    script.write_text(json.dumps({**replies, "wrote ": SUBMIT}))
+    result = cli(
+        "run", "--suite", f"jsonl:{tasks}", "--model", f"scripted:{script}",
+        "--sandbox", backend, "--trials", "2", "--memory", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.output, result.exception)
+    summary = json.loads(result.stdout)
+    assert summary["memory"] is True and summary["per_trial"] == [0.5, 1.0]
+    retry = stored(home, summary["run_id"])["demo/t1", 1]
+    prompt = retry.steps[0].input["messages"][-1]["content"]
+    assert "Failed (reward 0.00" in prompt and "AssertionError" in prompt
+    assert (home / "memory").is_dir()
+
+
 def test_model_error_fails_the_run_and_resume_finishes_it(
     cli: Callable[..., Any], home: Path, tmp_path: Path, backend: str
 ) -> None:
