@@ -289,9 +289,11 @@ class Run:
                 try:
                     trajectory = future.result()
                 except ExaptError as exc:  # ModelError, SandboxError...: fatal for the run
+                    self._log_error(task.id, trial, exc)
                     self._stop("failed", f"{type(exc).__name__}: {exc}")
                     continue
                 except Exception as exc:  # a bug in an agent or a scorer: stop, keep the rest
+                    self._log_error(task.id, trial, exc)
                     self._stop("failed", f"{type(exc).__name__} on task {task.id}: {exc}")
                     continue
                 if trajectory is None:  # interrupted: not stored, resume re-runs it
@@ -328,6 +330,15 @@ class Run:
         trajectory.run_id, trajectory.trial = self.run_id, trial
         self._store.add(trajectory)
         return trajectory
+
+    def _log_error(self, task_id: str, trial: int, exc: BaseException) -> None:
+        """Append the traceback to ``<run dir>/errors.log``: the summary keeps one line."""
+        import traceback
+
+        text = "".join(traceback.format_exception(exc))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with (self.run_dir / "errors.log").open("a", encoding="utf-8") as log:
+            log.write(f"--- {stamp} task {task_id} trial {trial}\n{text}\n")
 
     def _record(self, task: Any, trajectory: Any) -> int | None:
         """Account a stored attempt; return the next trial to run, or None if the task is done."""

@@ -161,6 +161,7 @@ def test_model_error_fails_the_run_and_resume_finishes_it(
     assert summary["status"] == "failed" and "ScriptExhausted" in summary["error"]
     run_id = summary["run_id"]
     assert f"exapt run --resume {run_id}" in result.stderr
+    assert "ScriptExhausted" in (home / "runs" / run_id / "errors.log").read_text()  # traceback
     assert sorted(stored(home, run_id)) == [("demo/t0", 0)]  # the finished task is kept
     before = stored(home, run_id)["demo/t0", 0]
     # Resume with a script that has no reply for t0: re-running it would fail the run.
