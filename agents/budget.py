@@ -19,10 +19,12 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_steps: int | None = Field(None, gt=0, description="model calls")
-    max_tokens: int | None = Field(None, gt=0, description="tokens in + out, all calls")
-    max_cost_usd: float | None = Field(None, gt=0, description="USD, all calls")
-    max_wall_s: float | None = Field(None, gt=0, description="seconds since the attempt started")
+    max_steps: int | None = Field(default=None, gt=0, description="model calls")
+    max_tokens: int | None = Field(default=None, gt=0, description="tokens in + out, all calls")
+    max_cost_usd: float | None = Field(default=None, gt=0, description="USD, all calls")
+    max_wall_s: float | None = Field(
+        default=None, gt=0, description="seconds since the attempt started"
+    )
 
     def tighten(self, other: Budget | None) -> Budget:
         """The stricter of the two budgets, field by field."""

@@ -70,7 +70,7 @@ class AgentContext:
         """A graph option of the spec, or ``default``."""
         return self.spec.graph_options.get(name, default)
 
-    def render(self, prompt: str, **extra: Any) -> str:
+    def render(self, name: str, /, **extra: Any) -> str:
         """Render one of the spec's prompts with the task, memory, tools and options."""
         variables: dict[str, Any] = {
             "task": self.task.public(),
@@ -79,7 +79,7 @@ class AgentContext:
             "options": self.spec.graph_options,
             **extra,
         }
-        return render(self.spec.prompts, prompt, self.spec.name, **variables)
+        return render(self.spec.prompts, name, self.spec.name, **variables)
 
     def stop_reason(self, state: Any) -> str | None:
         """Why the next model call may not be made (a budget limit), or None."""

@@ -16,9 +16,10 @@ from exapt.agents.context import AgentContext, Recorder
 from exapt.agents.models.base import Model
 from exapt.agents.spec import KNOWN_GRAPHS, AgentSpec
 from exapt.memory.base import AgentMemory, Recollection
-from exapt.memory.records import Outcome, Step, Trajectory
+from exapt.memory.records import SCHEMA_VERSION, Outcome, Step, Trajectory
 from exapt.tasks.base import SandboxFactory, Score, Scorer, Task
 from exapt.tools.base import get_tools
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
 
 from exapt.errors import ConfigError
@@ -34,10 +35,10 @@ class Attempt:
     workspace: dict[str, bytes]
 
 
-def build_graph(spec: AgentSpec) -> StateGraph:
+def build_graph(spec: AgentSpec) -> StateGraph[Any, AgentContext, Any, Any]:
     """The uncompiled graph of ``spec`` (a built-in name or a ``module:build`` path)."""
     builder = resolve("agent graph", spec.graph, KNOWN_GRAPHS)
-    graph = builder(spec)
+    graph: StateGraph[Any, AgentContext, Any, Any] = builder(spec)
     if not isinstance(graph, StateGraph):
         raise ConfigError(
             f"graph builder {spec.graph!r} returned {type(graph).__name__}, not a StateGraph"
@@ -50,8 +51,9 @@ def run_graph(ctx: AgentContext) -> dict[str, Any]:
     graph = build_graph(ctx.spec).compile()
     # A step (model call) takes at most a few super-steps (model, act); the budget ends the
     # graph first, the recursion limit is only the safety net behind it.
-    config = {"recursion_limit": 4 * ctx.budget.steps + 10}
-    return graph.invoke({}, config, context=ctx)
+    config: RunnableConfig = {"recursion_limit": 4 * ctx.budget.steps + 10}
+    final: dict[str, Any] = graph.invoke({}, config, context=ctx)
+    return final
 
 
 def run_task(
@@ -81,6 +83,7 @@ def run_task(
     use_memory = memory is not None and spec.memory.enabled
     recollection = _recall(memory, task, spec, model) if use_memory and memory else None
     trajectory = Trajectory(
+        schema=SCHEMA_VERSION,
         run_id=run_id,
         task_id=task.id,
         trial=trial,

@@ -41,9 +41,9 @@ class MemoryOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
-    reflections_k: int = Field(3, ge=0)
-    skills_k: int = Field(3, ge=0)
-    insights_k: int = Field(5, ge=0)
+    reflections_k: int = Field(default=3, ge=0)
+    skills_k: int = Field(default=3, ge=0)
+    insights_k: int = Field(default=5, ge=0)
 
 
 class AgentSpec(BaseModel):
@@ -54,12 +54,12 @@ class AgentSpec(BaseModel):
     name: str = Field(min_length=1)
     description: str = ""
     graph: str = Field(description="tool_coder | text_coder | completion | module:builder")
-    model: str | None = Field(None, description="default model name when none is given")
+    model: str | None = Field(default=None, description="default model name when none is given")
     prompts: dict[str, str] = Field(default_factory=dict, description="name -> Jinja template")
     tools: list[str] = Field(default_factory=list)
-    limits: Budget = Field(default_factory=Budget)
+    limits: Budget = Budget()
     graph_options: dict[str, Any] = Field(default_factory=dict)
-    memory: MemoryOptions = Field(default_factory=MemoryOptions)
+    memory: MemoryOptions = MemoryOptions()
 
     @field_validator("graph")
     @classmethod

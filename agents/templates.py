@@ -17,7 +17,7 @@ def _comment(text: Any) -> str:
     return "\n".join(f"# {line}".rstrip() for line in str(text).splitlines())
 
 
-def render(prompts: dict[str, str], name: str, spec_name: str = "", **variables: Any) -> str:
+def render(prompts: dict[str, str], name: str, spec_name: str = "", /, **variables: Any) -> str:
     """Render prompt ``name`` of ``prompts`` with ``variables``.
 
     Raises ``ConfigError`` naming the spec and prompt when the prompt is missing or uses a
@@ -31,7 +31,7 @@ def render(prompts: dict[str, str], name: str, spec_name: str = "", **variables:
     env = jinja2.Environment(
         loader=jinja2.DictLoader(prompts),
         undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
+        keep_trailing_newline=False,  # a file's final newline is not part of the prompt
         autoescape=False,  # prompts are plain text, not HTML
     )
     env.filters["comment"] = _comment

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any, ClassVar
 
+from exapt.sandbox.base import SandboxError
 from exapt.tools.base import ToolContext, ToolError, cut
 
 
@@ -28,7 +29,8 @@ class ViewTool:
         path = str(args.get("path") or "").strip() or "."
         try:
             data = ctx.sandbox.read(path)
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
+        except (FileNotFoundError, IsADirectoryError, PermissionError, SandboxError):
+            # not a readable regular file: a directory is listed, anything else is absent
             return self._listing(ctx, path)
         text = data.decode("utf-8", errors="replace")
         lines = text.splitlines()
@@ -43,7 +45,6 @@ class ViewTool:
         return cut("\n".join(numbered), ctx.max_output_chars)
 
     def _listing(self, ctx: ToolContext, path: str) -> str:
-        # Reading failed: a directory is listed (inside the sandbox), anything else is absent.
         quoted = shlex.quote(path)
         result = ctx.sandbox.exec(
             f"test -d {quoted} && find {quoted} -maxdepth 2 -not -path '*/.*'"

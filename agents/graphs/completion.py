@@ -124,7 +124,9 @@ def after_check(state: CompletionState) -> str:
     return "finish" if state.get("done") else "sample"
 
 
-def build(spec: AgentSpec) -> StateGraph:
+def build(
+    spec: AgentSpec,
+) -> StateGraph[CompletionState, AgentContext, CompletionState, CompletionState]:
     graph = StateGraph(CompletionState, context_schema=AgentContext)
     graph.add_node("sample", sample)
     graph.add_node("check", check)

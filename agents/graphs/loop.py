@@ -46,12 +46,14 @@ def run_action(ctx: AgentContext, call: ToolCall) -> str:
         return f"error: {call.name} failed: {type(exc).__name__}: {exc}"
 
 
-def make_act_node(
-    observe: Callable[[AgentContext, ToolCall, str], Message],
-) -> Callable[[LoopState, Runtime[AgentContext]], dict[str, Any]]:
-    """The ``act`` node; ``observe`` turns (call, observation) into the next message."""
+class Act:
+    """The ``act`` node: runs the pending actions; ``observe`` turns (call, observation)
+    into the message the model reads next (a tool message, or a user message for text)."""
 
-    def act(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    def __init__(self, observe: Callable[[AgentContext, ToolCall, str], Message]) -> None:
+        self.observe = observe
+
+    def __call__(self, state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         ctx = runtime.context
         messages: list[Message] = []
         for call in state.get("actions", []):
@@ -59,16 +61,13 @@ def make_act_node(
             try:
                 observation = run_action(ctx, call)
             except Submitted as done:
-                ctx.recorder.tool_call(
-                    call, f"submitted {done.message}".strip(), time.monotonic() - started
-                )
-                messages.append(observe(ctx, call, "submitted"))
+                note = f"submitted {done.message}".strip()
+                ctx.recorder.tool_call(call, note, time.monotonic() - started)
+                messages.append(self.observe(ctx, call, "submitted"))
                 return {"messages": messages, "actions": [], "stop_reason": "submitted"}
             ctx.recorder.tool_call(call, observation, time.monotonic() - started)
-            messages.append(observe(ctx, call, observation))
+            messages.append(self.observe(ctx, call, observation))
         return {"messages": messages, "actions": []}
-
-    return act
 
 
 def after_model(state: LoopState) -> str:

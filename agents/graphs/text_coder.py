@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from exapt.agents.context import AgentContext
-from exapt.agents.graphs.loop import LoopState, after_act, after_model, counters, make_act_node
+from exapt.agents.graphs.loop import Act, LoopState, after_act, after_model, counters
 from exapt.agents.graphs.text_actions import FormatError, parse_actions
 from exapt.agents.models.base import Message, ModelReply, ToolCall
 from exapt.agents.spec import AgentSpec
@@ -77,11 +77,11 @@ def observe(ctx: AgentContext, call: ToolCall, observation: str) -> Message:
     return {"role": "user", "content": ctx.render("observation", action=call, output=observation)}
 
 
-def build(spec: AgentSpec) -> StateGraph:
+def build(spec: AgentSpec) -> StateGraph[LoopState, AgentContext, LoopState, LoopState]:
     graph = StateGraph(LoopState, context_schema=AgentContext)
     graph.add_node("start", start)
     graph.add_node("model", model)
-    graph.add_node("act", make_act_node(observe))
+    graph.add_node("act", Act(observe))
     graph.add_edge(START, "start")
     graph.add_edge("start", "model")
     graph.add_conditional_edges("model", after_model, ["act", "model", "__end__"])

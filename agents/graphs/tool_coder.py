@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from exapt.agents.context import AgentContext
-from exapt.agents.graphs.loop import LoopState, after_act, after_model, counters, make_act_node
+from exapt.agents.graphs.loop import Act, LoopState, after_act, after_model, counters
 from exapt.agents.models.base import Message, ToolCall
 from exapt.agents.spec import AgentSpec
 from langgraph.graph import START, StateGraph
@@ -44,11 +44,11 @@ def observe(ctx: AgentContext, call: ToolCall, observation: str) -> Message:
     return {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": observation}
 
 
-def build(spec: AgentSpec) -> StateGraph:
+def build(spec: AgentSpec) -> StateGraph[LoopState, AgentContext, LoopState, LoopState]:
     graph = StateGraph(LoopState, context_schema=AgentContext)
     graph.add_node("start", start)
     graph.add_node("model", model)
-    graph.add_node("act", make_act_node(observe))
+    graph.add_node("act", Act(observe))
     graph.add_edge(START, "start")
     graph.add_edge("start", "model")
     graph.add_conditional_edges("model", after_model, ["act", "model", "__end__"])
