@@ -7,6 +7,7 @@ The agent sees ``task.public()`` only; ``task.hidden`` reaches the scorer alone.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from exapt.tasks.base import SandboxFactory, Score, Scorer, Task
 from exapt.tools.base import get_tools
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
+from langgraph.graph.state import CompiledStateGraph
 
 from exapt.errors import ConfigError
 from exapt.registry import resolve
@@ -33,6 +35,12 @@ class Attempt:
     trajectory: Trajectory
     score: Score
     workspace: dict[str, bytes]
+
+
+# Compiled graphs by variant id: compiling is per spec, not per task, and a compiled graph
+# is safe to invoke from several worker threads at once.
+_COMPILED: dict[str, CompiledStateGraph[Any, AgentContext, Any, Any]] = {}
+_COMPILED_LOCK = threading.Lock()
 
 
 def build_graph(spec: AgentSpec) -> StateGraph[Any, AgentContext, Any, Any]:
@@ -48,7 +56,13 @@ def build_graph(spec: AgentSpec) -> StateGraph[Any, AgentContext, Any, Any]:
 
 def run_graph(ctx: AgentContext) -> dict[str, Any]:
     """Compile and run the spec's graph on ``ctx``; the final state (with ``stop_reason``)."""
-    graph = build_graph(ctx.spec).compile()
+    key = ctx.spec.variant_id()
+    with _COMPILED_LOCK:
+        graph = _COMPILED.get(key)
+        if graph is None:
+            if len(_COMPILED) >= 256:  # evolution makes many variants; keep memory bounded
+                _COMPILED.clear()
+            graph = _COMPILED[key] = build_graph(ctx.spec).compile()
     # A step (model call) takes at most a few super-steps (model, act); the budget ends the
     # graph first, the recursion limit is only the safety net behind it.
     config: RunnableConfig = {"recursion_limit": 4 * ctx.budget.steps + 10}

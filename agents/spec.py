@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -108,7 +109,17 @@ def load_spec(source: str | Path) -> AgentSpec:
     """
     path = Path(source)
     if not path.exists() and (SPECS_DIR / f"{source}.yaml").exists():
-        path = SPECS_DIR / f"{source}.yaml"
+        return _builtin(str(source))
+    return _load(path, source)
+
+
+@functools.cache
+def _builtin(name: str) -> AgentSpec:
+    # Specs are immutable, so one loaded copy of each built-in is shared by all tasks.
+    return _load(SPECS_DIR / f"{name}.yaml", name)
+
+
+def _load(path: Path, source: str | Path) -> AgentSpec:
     if not path.is_file():
         builtin = sorted(p.stem for p in SPECS_DIR.glob("*.yaml"))
         raise ConfigError(

@@ -18,6 +18,9 @@ from exapt.tools.base import Submitted, ToolError
 from langgraph.graph import END
 from langgraph.runtime import Runtime
 
+# Set by the model backends on a tool call whose arguments were not a JSON object.
+ARGUMENTS_ERROR_KEY = "_arguments_error"
+
 
 class LoopState(TypedDict):
     """Reducers: messages and counters accumulate (from 0 / [] when the graph is invoked with
@@ -36,6 +39,12 @@ def run_action(ctx: AgentContext, call: ToolCall) -> str:
     tool = ctx.tools.get(call.name)
     if tool is None:
         return f"error: unknown tool {call.name!r}; available tools: {', '.join(ctx.tools)}"
+    if ARGUMENTS_ERROR_KEY in call.arguments:
+        return (
+            f"error: the arguments of your {call.name} call could not be read "
+            f"({call.arguments[ARGUMENTS_ERROR_KEY]}); send one JSON object with the "
+            "tool's parameters"
+        )
     try:
         return tool.run(ctx.tool_context(), **call.arguments)
     except Submitted:

@@ -41,7 +41,7 @@ def model(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
 
 def observe(ctx: AgentContext, call: ToolCall, observation: str) -> Message:
-    return {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": observation}
+    return {"role": "tool", "tool_call_id": call.id, "content": observation}
 
 
 def build(spec: AgentSpec) -> StateGraph[LoopState, AgentContext, LoopState, LoopState]:

@@ -38,7 +38,6 @@ def test_fixes_the_file_and_submits(
     assert second["messages"][-1] == {
         "role": "tool",
         "tool_call_id": "call-view",
-        "name": "view",
         "content": "1  def add(a, b):\n2      return a - b",
     }
     assert "replaced 1 occurrence in add.py at line 2" in third["messages"][-1]["content"]
@@ -78,6 +77,7 @@ def test_tool_errors_are_observations_not_crashes(
             tool_reply("str_replace", path="add.py", old_str="a * b", new_str="a + b"),
             tool_reply("no_such_tool"),
             tool_reply("view", path="../../etc/shadow"),
+            tool_reply("shell", _raw_arguments='{"command": "ls', _arguments_error="not JSON"),
             tool_reply("submit"),
         ]
     )
@@ -93,6 +93,7 @@ def test_tool_errors_are_observations_not_crashes(
     assert observations[0].startswith("error: old_str does not occur in add.py")
     assert observations[1].startswith("error: unknown tool 'no_such_tool'")
     assert observations[2].startswith("error:")
+    assert observations[3].startswith("error: the arguments of your shell call could not be read")
     assert attempt.trajectory.result.stop_reason == "submitted"
     assert not attempt.score.passed  # the bug is still there
 
