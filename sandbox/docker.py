@@ -40,11 +40,12 @@ CWD_FILE = "/run/exapt/cwd"
 USER = "65534:65534"
 # pid 1: reaps orphans; as uid 65534 it survives `kill -9 -1` (the kernel spares pid 1).
 _REAPER = (
-    "import os,signal,time\n"
+    "import os,signal\n"
     "signal.signal(signal.SIGTERM,lambda *a:os._exit(0))\n"
+    "signal.pthread_sigmask(signal.SIG_BLOCK,[signal.SIGCHLD])\n"
     "while True:\n"
-    "    try: os.wait()\n"
-    "    except ChildProcessError: time.sleep(0.5)\n"
+    "    try: os.waitpid(-1,0)\n"
+    "    except ChildProcessError: signal.sigtimedwait([signal.SIGCHLD],1)\n"
 )
 # Runs the session script as a child, then kills every other process of the sandbox user
 # (orphans, daemons) before returning, so the exec's output stream ends with the command.
@@ -182,23 +183,32 @@ class DockerSandbox(HostSandbox):
             hostname="exapt",
         )
         self._script = session_script(lim, memory=False, nproc=False)
-        self._oom_file = self._find_oom_file()
+        self._find_cgroups()
 
-    def _find_oom_file(self) -> Path | None:
-        """The container's memory cgroup file counting OOM kills (local engine only)."""
+    def _find_cgroups(self) -> None:
+        """The container's cgroup files on this host (local engine): ``memory.oom_control``
+        (or v2 ``memory.events``) to count OOM kills, ``cgroup.procs`` to kill from outside
+        even when a fork bomb leaves no pid for a ``kill`` exec. Missing: None."""
+        self._oom_file: Path | None = None
+        self._procs_file: Path | None = None
+        self._reaper_pid = 0
         with contextlib.suppress(Exception):
             self.container.reload()
-            pid = self.container.attrs["State"]["Pid"]
-            for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            self._reaper_pid = int(self.container.attrs["State"]["Pid"])
+            for line in Path(f"/proc/{self._reaper_pid}/cgroup").read_text().splitlines():
                 _id, ctrls, path = line.split(":", 2)
+                rel = path.lstrip("/")
                 if "memory" in ctrls.split(","):
-                    f = Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.oom_control"
-                    return f if f.exists() else None
-                if _id == "0":
-                    f = Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.events"
-                    if f.exists():
-                        return f
-        return None
+                    self._oom_file = Path("/sys/fs/cgroup/memory") / rel / "memory.oom_control"
+                elif "pids" in ctrls.split(","):
+                    self._procs_file = Path("/sys/fs/cgroup/pids") / rel / "cgroup.procs"
+                elif _id == "0" and Path("/sys/fs/cgroup/cgroup.controllers").exists():
+                    self._oom_file = Path("/sys/fs/cgroup") / rel / "memory.events"
+                    self._procs_file = Path("/sys/fs/cgroup") / rel / "cgroup.procs"
+        if self._oom_file is not None and not self._oom_file.exists():
+            self._oom_file = None
+        if self._procs_file is not None and not self._procs_file.exists():
+            self._procs_file = None
 
     def _oom_kills(self) -> int:
         if self._oom_file is None:
@@ -234,6 +244,8 @@ class DockerSandbox(HostSandbox):
                 raise
             except Exception as exc:  # engine gone, container removed underneath us
                 raise SandboxError(f"docker exec failed: {exc}") from exc
+            if self._procs_file is not None or cap.timed_out:
+                self._kill_all()  # belt and braces: _OUTER already did `kill -9 -1`
             oom = self._oom_kills() > before
             if self._oom_file is None and cap.returncode == 137 and not cap.timed_out:
                 oom = True  # no cgroup to ask: SIGKILL from nowhere is most likely the OOM killer
@@ -317,17 +329,58 @@ class DockerSandbox(HostSandbox):
         )
 
     def _kill_all(self) -> None:
-        """SIGKILL every process of the sandbox user but pid 1 (the reaper)."""
+        """SIGKILL every process of the container but pid 1 (the reaper).
+
+        From the host through the container's cgroup when we can see it; else with a
+        ``kill -9 -1`` exec; if even that cannot start (a fork bomb took every pid), by
+        restarting the container (the workspace is a host folder and survives).
+        """
+        if self._procs_file is not None:
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                try:
+                    pids = [int(p) for p in self._procs_file.read_text().split()]
+                except OSError:
+                    break
+                others = [p for p in pids if p != self._reaper_pid]
+                if not others:
+                    self._wait_reaped(deadline)
+                    return
+                for pid in others:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, 9)
+                time.sleep(0.005)
+        try:
+            code, _ = self.container.exec_run(["/bin/sh", "-c", "kill -9 -1"], user=USER)
+            if code in (0, 1, None):
+                return
+        except Exception:
+            pass
         with contextlib.suppress(Exception):
-            self.container.exec_run(["/bin/sh", "-c", "kill -9 -1"], user=USER)
+            self.container.restart(timeout=0)
+            self._find_cgroups()
+
+    def _wait_reaped(self, deadline: float) -> None:
+        # Killed processes hold their pids until the reaper collects them; wait for that
+        # so the next command is not refused a fork.
+        assert self._procs_file is not None
+        current = self._procs_file.parent / "pids.current"
+        while time.monotonic() < deadline:
+            try:
+                if int(current.read_text()) <= 1:
+                    return
+            except (OSError, ValueError):
+                return
+            time.sleep(0.005)
 
     def reset(self, files: Mapping[str, str | bytes] | None = None) -> None:
         """Kill what runs, empty the workspace and /tmp, re-seed, start again in /workspace."""
         with self._lock:
             self._check_open()
+            self._kill_all()
             with contextlib.suppress(Exception):
                 self.container.exec_run(
-                    ["/bin/sh", "-c", "kill -9 -1; find /tmp -mindepth 1 -delete"], user=USER
+                    ["/bin/sh", "-c", "find /tmp -mindepth 1 -delete"], user=USER
                 )
         super().reset(files)
 
