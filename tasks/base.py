@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from exapt.sandbox.base import Sandbox
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Task(BaseModel):
@@ -30,7 +29,9 @@ class Task(BaseModel):
     suite: str
     instruction: str
     files: dict[str, str] = Field(default_factory=dict, description="workspace seed, path -> text")
-    hidden: dict[str, Any] = Field(default_factory=dict, description="scorer data; never shown to the agent")
+    hidden: dict[str, Any] = Field(
+        default_factory=dict, description="scorer data; never shown to the agent"
+    )
     language: str = "python"
     metadata: dict[str, Any] = Field(default_factory=dict)
 

@@ -11,7 +11,9 @@ pass" (JSONL and Polyglot), and by HumanEval's harness.
   the Catch main...), so a solution cannot pass by rewriting how the tests are run;
 - ``test_command``: a shell command run in ``/workspace``; exit status 0 = every test passed;
 - ``timeout_s`` (optional, default ``DEFAULT_TIMEOUT_S``): wall seconds for the command;
-- ``env`` (optional): extra environment variables for the command.
+- ``env`` (optional): extra environment variables for the command;
+- ``drop_dirs`` (optional): top-level folders of the workspace not copied in (build output
+  such as ``target/``: large, and it must not influence the fresh build).
 """
 
 from __future__ import annotations
@@ -146,7 +148,9 @@ class CommandScorer:
         if not command:
             raise ValueError(f"task {task.id!r} has no hidden test_command: it cannot be scored")
         timeout_s = float(self.timeout_s or hidden.get("timeout_s") or DEFAULT_TIMEOUT_S)
-        files = seed_files(workspace, hidden.get("restore", {}), hidden.get("tests", {}))
+        drop = set(hidden.get("drop_dirs", ()))
+        kept = {p: data for p, data in workspace.items() if p.split("/", 1)[0] not in drop}
+        files = seed_files(kept, hidden.get("restore", {}), hidden.get("tests", {}))
         started = time.monotonic()
         try:
             result = run_fresh(sandbox, files, command, timeout_s=timeout_s, env=hidden.get("env"))

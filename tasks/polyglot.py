@@ -83,6 +83,8 @@ class Toolchain:
     timeout_s: float = 120.0
     env: dict[str, str] = field(default_factory=dict)
     ro_binds: tuple[str, ...] = ()
+    #: build output an agent may leave in its workspace; never copied into the scoring sandbox
+    drop_dirs: tuple[str, ...] = ()
 
     @property
     def supported(self) -> bool:
@@ -159,6 +161,7 @@ def _rust_toolchain() -> Toolchain:
             "HOME": "/tmp",
         },
         ro_binds=binds,
+        drop_dirs=("target",),
     )
 
 
@@ -197,14 +200,14 @@ def toolchain(language: str) -> Toolchain:
             return Toolchain(
                 "python", "/usr/bin/python3 is not installed (apt-get install python3)"
             )
-        return Toolchain("python", "", _python_command, timeout_s=120.0)
+        return Toolchain("python", "", _python_command, timeout_s=120.0, drop_dirs=("__pycache__",))
     if language == "cpp":
         missing = [
             tool for tool in ("cmake", "make", "g++") if not Path(f"/usr/bin/{tool}").exists()
         ]
         if missing:
             return Toolchain("cpp", f"{', '.join(missing)} not installed in /usr/bin")
-        return Toolchain("cpp", "", _cpp_command, timeout_s=300.0)
+        return Toolchain("cpp", "", _cpp_command, timeout_s=300.0, drop_dirs=("build",))
     if language == "rust":
         return _rust_toolchain()
     if language == "go":
@@ -385,6 +388,7 @@ def make_task(exercise: Exercise, suite: str) -> Task:
             "test_command": chain.command(exercise) if chain.command else "",
             "timeout_s": chain.timeout_s,
             "env": dict(chain.env),
+            "drop_dirs": list(chain.drop_dirs),
             "reference": reference_solution(exercise),
         },
         language=exercise.language,

@@ -162,6 +162,7 @@ def test_edited_tests_and_build_files_are_restored(
         **as_bytes(task.files),
         "affine_cipher_test.py": b"import unittest\n",  # an emptied test module
         "notes.md": b"agent notes",
+        "__pycache__/affine_cipher.cpython-311.pyc": b"\x00stale build output",
     }
     score = suite.scorer().score(task, cheat, recorder)
     assert score.reward == 0.0 and "FAILED" in score.feedback
@@ -197,6 +198,15 @@ def test_rust_reference_passes_and_stub_fails(suite: PolyglotSuite, bwrap_ok: No
     stub_fails_reference_passes(suite, task, toolchain_factory(suite))
 
 
+#: Rust references that use crates.io crates: the sample leaves out their Cargo.toml and the
+#: sandbox is offline, so they cannot build here (a std-only solution can still pass).
+REFERENCE_NEEDS_CRATES = {
+    "polyglot/rust/decimal": "can't find crate for `num_bigint`",
+    "polyglot/rust/pig-latin": "unresolved import `regex`",
+    "polyglot/rust/robot-name": "unresolved import `rand`",
+}
+
+
 @pytest.mark.slow
 @pytest.mark.bwrap
 @pytest.mark.parametrize("language", ["cpp", "rust"])
@@ -208,6 +218,14 @@ def test_every_reference_passes_and_every_stub_fails(
         pytest.skip(f"{language} cannot be scored here: {why}")
     failures = []
     for task in by_language(suite, language):
+        if task.id in REFERENCE_NEEDS_CRATES:
+            # the stub must still fail, and the reference fails only for the missing crate
+            reference = suite.scorer().score(
+                task, reference_workspace(task), toolchain_factory(suite)
+            )
+            assert not reference.passed
+            assert REFERENCE_NEEDS_CRATES[task.id] in reference.feedback, reference.feedback
+            continue
         try:
             stub_fails_reference_passes(suite, task, toolchain_factory(suite))
         except AssertionError as exc:
