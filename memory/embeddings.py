@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import exapt  # noqa: F401  (offline defaults before transformers / litellm are imported)
 from exapt.errors import ConfigError, UnavailableError
@@ -158,6 +158,31 @@ def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
         return _LOADED[name]
 
 
+class LazyEmbedder:
+    """An embedder loaded on its first ``embed`` (or ``dim`` when the dimension is not known
+    in advance), so that commands which never embed (``exapt memory stats``) never pay for
+    importing torch and loading the model."""
+
+    _KNOWN_DIMS: ClassVar[dict[str, int]] = {"minilm": MiniLMEmbedder.dim}
+
+    def __init__(self, name: str = DEFAULT_EMBEDDER) -> None:
+        self.name = "minilm" if name == "all-MiniLM-L6-v2" else name
+        if not (
+            self.name in self._KNOWN_DIMS
+            or self.name in _FACTORIES
+            or self.name.startswith("litellm:")
+        ):
+            get_embedder(self.name)  # raises ConfigError for an unknown name, now
+
+    @property
+    def dim(self) -> int:
+        known = self._KNOWN_DIMS.get(self.name)
+        return known if known is not None else get_embedder(self.name).dim
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return get_embedder(self.name).embed(texts)
+
+
 # --- Chroma ------------------------------------------------------------------------------
 
 
@@ -175,8 +200,12 @@ def _chroma_function_class() -> type[Any]:
         reopened collection rebuilds it from the per-process cache (no model reload)."""
 
         def __init__(self, embedder: str = DEFAULT_EMBEDDER) -> None:
+            # Chroma builds this on every get_collection: the model loads on first use only.
             self.embedder_name = embedder
-            self._embedder = get_embedder(embedder)
+
+        @property
+        def _embedder(self) -> Embedder:
+            return get_embedder(self.embedder_name)
 
         def __call__(self, input: Documents) -> Embeddings:
             import numpy as np

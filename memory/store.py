@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 from exapt.memory.embeddings import (
     DEFAULT_EMBEDDER,
     Embedder,
+    LazyEmbedder,
     chroma_embedding_function,
     get_embedder,
 )
@@ -155,7 +156,7 @@ class MemoryStore:
     def __init__(self, url: str | None = None, *, embedder: str = DEFAULT_EMBEDDER) -> None:
         self.url = url
         self.client, self.where = open_client(url)
-        self.embedder: Embedder = get_embedder(embedder)
+        self.embedder: Embedder = LazyEmbedder(embedder)
         self._vectors: OrderedDict[str, list[float]] = OrderedDict()
         self._vectors_lock = threading.Lock()
         self.collections: dict[str, Any] = {kind: self._open(kind) for kind in KINDS}
@@ -386,3 +387,20 @@ def reembed(url: str | None, embedder: str) -> dict[str, int]:
     if not counts and not any(c.name in KINDS for c in client.list_collections()):
         raise ConfigError(f"no exapt memory in {where}", hint="nothing to re-embed")
     return counts
+
+
+def stored_embedder(url: str | None) -> str | None:
+    """The embedder the memory at ``url`` was made with (None if it is new or foreign)."""
+    from chromadb.errors import NotFoundError
+
+    client, _ = open_client(url)
+    for kind in KINDS:
+        try:
+            collection = client.get_collection(kind)
+        except NotFoundError:
+            continue
+        except ValueError:  # a foreign collection: MemoryStore reports it properly
+            return None
+        found = (collection.metadata or {}).get("exapt_embedder")
+        return str(found) if found else None
+    return None
