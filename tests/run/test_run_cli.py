@@ -192,7 +192,9 @@ def test_budget_stops_starting_tasks(
 
 def test_bad_options_are_config_errors(cli: Callable[..., Any], home: Path, tmp_path: Path) -> None:
     tasks = write_tasks(tmp_path / "tasks.jsonl", 1)
+    (tmp_path / "bad.yaml").write_text("42\n")
     cases = [
+        (["--suite", f"jsonl:{tasks}", "--model", f"scripted:{tmp_path / 'bad.yaml'}"], "bad.yaml"),
         (["--suite", f"jsonl:{tasks}", "--split", "nope"], "nope"),
         (["--suite", f"jsonl:{tasks}", "--sandbox", "nope"], "nope"),
         (["--suite", f"jsonl:{tasks}", "--model", "scripted:/no/such/script.json"], "script.json"),
