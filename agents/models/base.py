@@ -19,6 +19,12 @@ from exapt.errors import ExaptError
 
 Message = dict[str, Any]
 
+# Tool-call arguments a model sent that are not a JSON object are kept, not dropped: the raw
+# string under RAW_ARGUMENTS_KEY and the reason under ARGUMENTS_ERROR_KEY, so the agent can tell
+# the model what was wrong. (Added with the models backends.)
+RAW_ARGUMENTS_KEY = "_raw_arguments"
+ARGUMENTS_ERROR_KEY = "_arguments_error"
+
 
 class ModelError(ExaptError):
     """A model call failed: provider error, missing key, unreachable server."""

@@ -1,0 +1,146 @@
+"""The local path over real HTTP: a tiny checkpoint served by our LocalServer, reached through
+LiteLLMModel (the same code path as any hosted model)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from exapt.agents.models import LocalServer, ModelError, ModelReply, resolve_model
+from exapt.agents.models.server import _tool_call
+from exapt.agents.models.tiny import build_tiny_checkpoint
+
+
+def _generate(checkpoint: Path, prompt: str, max_new_tokens: int) -> tuple[str, int]:
+    """Plain greedy ``model.generate`` in this process: what the server must reproduce."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    ids = tokenizer(prompt, return_tensors="pt")
+    with torch.inference_mode():
+        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
+    new = out[0, ids["input_ids"].shape[1] :].tolist()
+    eos = set(model.generation_config.eos_token_id)
+    if new and new[-1] in eos:
+        new = new[:-1]
+    return tokenizer.decode(new, skip_special_tokens=True), ids["input_ids"].shape[1]
+
+
+def test_complete_matches_plain_generate(tiny_checkpoint: Path, tiny_server: LocalServer) -> None:
+    model = resolve_model(f"local:{tiny_checkpoint}")
+    assert model.name == f"local:{tiny_checkpoint}" and not model.supports_tools
+    assert not model.is_base  # the tiny checkpoint has a chat template
+    prompt = "def add(a, b):\n    return"
+    reply = model.complete(prompt, max_tokens=12, temperature=0)
+    expected, prompt_tokens = _generate(tiny_checkpoint, prompt, 12)
+    assert reply.text == expected
+    assert reply.tokens_in == prompt_tokens and 0 < reply.tokens_out <= 12
+    assert reply.cost_usd == 0.0 and reply.duration_s > 0 and reply.model == model.name
+
+
+def test_stop_sequences_end_the_text_early(tiny_checkpoint: Path, tiny_server: LocalServer) -> None:
+    model = resolve_model(f"local:{tiny_checkpoint}")
+    prompt = "for i in range(10):"
+    full = model.complete(prompt, max_tokens=16, temperature=0)
+    assert len(full.text) >= 4, full
+    # A stop string from the middle of the greedy text: the reply must end just before its
+    # first occurrence (OpenAI semantics: the stop string itself is not returned).
+    middle = len(full.text) // 2
+    stop = full.text[middle : middle + 2]
+    cut = model.complete(prompt, max_tokens=16, temperature=0, stop=["never-seen", stop])
+    assert cut.text == full.text[: full.text.find(stop)]
+    assert cut.finish_reason == "stop" and cut.tokens_out < full.tokens_out
+
+
+def test_chat_uses_the_chat_template(tiny_checkpoint: Path, tiny_server: LocalServer) -> None:
+    from transformers import AutoTokenizer
+
+    model = resolve_model(f"local:{tiny_checkpoint}")
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}]
+    reply = model.chat(messages, max_tokens=6, temperature=0)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    templated = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert reply.tokens_in == len(tokenizer(templated, add_special_tokens=False)["input_ids"])
+    assert 0 < reply.tokens_out <= 6 and reply.finish_reason in {"stop", "length"}
+    sampled = model.chat(messages, max_tokens=6, temperature=0.8, top_p=0.9)
+    assert 0 < sampled.tokens_out <= 6
+
+
+def test_concurrent_requests_share_batches(tiny_checkpoint: Path, tiny_server: LocalServer) -> None:
+    model = resolve_model(f"local:{tiny_checkpoint}")
+    prompt = "class Counter:"
+    alone = model.complete(prompt, max_tokens=10, temperature=0)
+    start = threading.Barrier(4)
+    replies: list[ModelReply] = []
+    errors: list[BaseException] = []
+
+    def agent() -> None:
+        start.wait()
+        try:
+            replies.append(model.complete(prompt, max_tokens=10, temperature=0))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=agent) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and len(replies) == 4
+    assert all(r.text == alone.text and r.tokens_out == alone.tokens_out for r in replies)
+    assert tiny_server.log_path is not None
+    sizes = [int(n) for n in re.findall(r"batch of (\d+)", tiny_server.log_path.read_text())]
+    assert max(sizes) >= 2, f"no request was batched with another: {sizes}"
+
+
+def test_http_api_details(tiny_server: LocalServer) -> None:
+    assert tiny_server.running()
+    with httpx.Client(base_url=tiny_server.url, timeout=60) as client:
+        assert client.get("/models").json()["data"][0]["object"] == "model"
+        bad = client.post("/completions", json={"model": "x", "prompt": "a", "max_tokens": 0})
+        assert bad.status_code == 400 and "max_tokens" in bad.json()["error"]["message"]
+        stream = client.post("/completions", json={"model": "x", "prompt": "a", "stream": True})
+        assert stream.status_code == 400
+        long = client.post("/completions", json={"prompt": "a", "max_tokens": 10**6})
+        assert long.status_code == 400 and "context window" in long.json()["error"]["message"]
+        ok = client.post("/completions", json={"prompt": ["hi"], "max_tokens": 3, "temperature": 0})
+        usage = ok.json()["usage"]
+        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_tool_call_replies_are_recognised() -> None:
+    tools: list[dict[str, Any]] = [{"type": "function", "function": {"name": "run"}}]
+    call = _tool_call('```json\n{"name": "run", "arguments": {"cmd": "ls"}}\n```', tools)
+    assert call is not None and call["function"]["name"] == "run"
+    assert json.loads(call["function"]["arguments"]) == {"cmd": "ls"}
+    assert _tool_call('{"name": "other", "arguments": {}}', tools) is None
+    assert _tool_call("plain text", tools) is None
+
+
+def test_a_server_that_fails_to_start_reports_its_log(tiny_home: Path) -> None:
+    broken = tiny_home / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    started = time.monotonic()
+    with pytest.raises(ModelError) as caught:
+        LocalServer(broken, startup_timeout=120).start()
+    assert "exited with code" in str(caught.value) and "no-such-architecture" in str(caught.value)
+    assert time.monotonic() - started < 120
+    with pytest.raises(ModelError, match=r"no config\.json"):
+        LocalServer(tiny_home / "missing").start()
+
+
+def test_context_manager_stops_the_server(tiny_home: Path) -> None:
+    checkpoint = build_tiny_checkpoint(tiny_home / "tiny-2", seed=1)
+    with LocalServer(checkpoint, startup_timeout=120) as server:
+        assert server.running() and server.url.startswith("http://127.0.0.1:")
+        process = server._process
+    assert process is not None and process.poll() is not None and not server.running()
