@@ -1,8 +1,21 @@
 """``AgentSpec``: the genome of an agent — graph, model, prompts, tools, limits, options.
 
-A spec is one YAML file. Prompts are Jinja templates, written inline or as ``file:PATH``
-(relative to the YAML); they are read at load time, so a loaded spec holds every prompt's
-text and ``variant_id()`` (the hash of the content) changes when any prompt changes.
+A spec is one YAML file. Prompts are Jinja templates (``StrictUndefined``), written inline
+or as ``file:PATH`` (relative to the YAML); they are read at load time, so a loaded spec
+holds every prompt's text and ``variant_id()`` (the hash of the content) changes when any
+prompt changes. Format::
+
+    name: my_agent                      # required
+    description: what it is for
+    graph: tool_coder                   # tool_coder | text_coder | completion | module:build
+    model: openai/gpt-4o-mini           # optional default model
+    prompts:                            # name -> template text, or file:PATH
+      system: file:prompts/system.md.j2
+      instance: "# Task {{ task.id }}\n{{ task.instruction }}\n{% include 'memory' %}"
+    tools: [shell, view, create, str_replace, submit]
+    limits: {max_steps: 30, max_tokens: 200000, max_cost_usd: 1.0, max_wall_s: 900}
+    graph_options: {temperature: 0.0, tool_timeout_s: 60}
+    memory: {enabled: true, reflections_k: 3, skills_k: 3, insights_k: 5}
 
 Example:
     spec = load_spec("my_agent.yaml")  # or built-in: "tool_coder", "text_coder", "completion"
@@ -101,6 +114,28 @@ class AgentSpec(BaseModel):
         """The spec as YAML with every prompt inline; ``load_spec`` reads it back unchanged."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
+    def with_changes(self, **changes: Any) -> AgentSpec:
+        """A validated copy with ``changes`` (e.g. ``prompts={...}``); ``ConfigError`` if bad.
+        (``model_copy(update=...)`` would skip validation.)"""
+        data = {**self.model_dump(), **changes}
+        try:
+            return AgentSpec.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(f"agent spec {self.name!r}: {_problems(exc)}") from exc
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``spec.yaml`` with each prompt in ``prompts/<name>.md.j2`` (a variant's folder);
+        ``load_spec`` of the returned path gives an equal spec."""
+        folder = Path(directory)
+        (folder / "prompts").mkdir(parents=True, exist_ok=True)
+        data = self.model_dump(mode="json")
+        for name, text in self.prompts.items():
+            (folder / "prompts" / f"{name}.md.j2").write_text(text)
+            data["prompts"][name] = f"file:prompts/{name}.md.j2"
+        path = folder / "spec.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        return path
+
 
 def load_spec(source: str | Path) -> AgentSpec:
     """Read a spec from a YAML file, or a built-in spec by name (``tool_coder`` ...).
@@ -138,10 +173,15 @@ def _load(path: Path, source: str | Path) -> AgentSpec:
     try:
         return AgentSpec.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}", hint="see the spec format in README") from exc
+        raise ConfigError(
+            f"{path}: {_problems(exc)}", hint="see the spec format in README"
+        ) from exc
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
+    )
 
 
 def _prompt_text(spec_path: Path, name: str, value: object) -> str:

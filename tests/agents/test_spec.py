@@ -118,3 +118,19 @@ def test_default_spec_for_each_kind_of_model() -> None:
     assert default_spec_for(base, repo_task).graph == "text_coder"
     assert default_spec_for(ScriptedModel([], supports_tools=False)).graph == "text_coder"
     assert default_spec_for(ScriptedModel([])).graph == "tool_coder"
+
+
+def test_save_writes_a_variant_folder_that_loads_back(tmp_path: Path) -> None:
+    spec = load_spec("text_coder")
+    path = spec.save(tmp_path / "variant")
+    assert (tmp_path / "variant" / "prompts" / "system.md.j2").read_text() == spec.prompts["system"]
+    assert "file:prompts/system.md.j2" in path.read_text()
+    assert load_spec(path).variant_id() == spec.variant_id()
+
+
+def test_with_changes_validates() -> None:
+    spec = load_spec("tool_coder")
+    changed = spec.with_changes(prompts={**spec.prompts, "system": "Be brief."})
+    assert changed.prompts["system"] == "Be brief." and changed.variant_id() != spec.variant_id()
+    with pytest.raises(ConfigError, match="field 'tools': Value error, unknown tool 'teleport'"):
+        spec.with_changes(tools=["teleport"])
