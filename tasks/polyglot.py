@@ -13,11 +13,13 @@ never shown to the agent).
 
 Which languages can be scored depends on the toolchains of this machine (``toolchain``):
 tasks of a language that cannot be scored are skipped with a logged reason, never scored 0.
-On the development machine (Debian 12): python (unittest: Debian's python3 has no pytest;
-the exercises' tests are unittest classes), cpp (cmake + g++ with the bundled Catch), rust
-(cargo from ~/.rustup, offline: the exercises have no dependencies) score here. javascript
-needs jest from npm and java needs Gradle or Maven with JUnit 5 + AssertJ, none of which is
-installed and none of which can be fetched inside an offline sandbox; go is not installed.
+On the development machine (Debian 12) these score: python (unittest: Debian's python3 has
+no pytest; the exercises' tests are unittest classes), cpp (cmake + g++ with the bundled
+Catch), rust (cargo from rustup, bound read-only, offline: the stubs need no crates) and
+javascript (node, with ``exapt.tasks.minijest`` standing in for jest, which is not installed
+and cannot be fetched offline). java cannot: its tests need Gradle (the benchmark leaves out
+the wrapper jar) or Maven with JUnit 5 + AssertJ, none of which is available offline; go is
+not installed (it is scored when ``go`` is on PATH; that path is untested here).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePosixPath
 
+from exapt.tasks import minijest
 from exapt.tasks.base import SandboxFactory, Score, Task
 from exapt.tasks.command import CommandScorer
 
@@ -85,6 +88,8 @@ class Toolchain:
     ro_binds: tuple[str, ...] = ()
     #: build output an agent may leave in its workspace; never copied into the scoring sandbox
     drop_dirs: tuple[str, ...] = ()
+    #: files of our own the test command needs (path -> text), copied in when scoring
+    harness_files: dict[str, str] = field(default_factory=dict)
 
     @property
     def supported(self) -> bool:
@@ -118,6 +123,10 @@ def _cpp_command(exercise: Exercise) -> str:
 def _rust_command(_exercise: Exercise) -> str:
     # --include-ignored: Exercism marks all but the first test #[ignore].
     return "cargo test --offline --quiet -- --include-ignored 2>&1"
+
+
+def _javascript_command(exercise: Exercise) -> str:
+    return minijest.command([p for p in exercise.test_files if p.endswith(".js")])
 
 
 def _go_command(_exercise: Exercise) -> str:
@@ -213,10 +222,20 @@ def toolchain(language: str) -> Toolchain:
     if language == "go":
         return _go_toolchain()
     if language == "javascript":
+        # jest itself is not installed and cannot be fetched offline: exapt.tasks.minijest
+        # runs the exercises' jest tests with plain node.
+        if not Path("/usr/bin/node").exists():
+            return Toolchain(
+                "javascript", "node is not installed in /usr/bin (apt-get install nodejs)"
+            )
         return Toolchain(
             "javascript",
-            "the tests need jest and babel (the exercise's npm devDependencies), which are not "
-            "installed; the scoring sandbox is offline, so `npm install` cannot fetch them",
+            "",
+            _javascript_command,
+            timeout_s=120.0,
+            env={"HOME": "/tmp", "NODE_OPTIONS": ""},
+            drop_dirs=("node_modules",),
+            harness_files=dict(minijest.FILES),
         )
     if language == "java":
         return Toolchain(
@@ -384,7 +403,7 @@ def make_task(exercise: Exercise, suite: str) -> Task:
         files={**support, **exercise.solution_files},
         hidden={
             "tests": dict(exercise.test_files),
-            "restore": support,
+            "restore": {**support, **chain.harness_files},
             "test_command": chain.command(exercise) if chain.command else "",
             "timeout_s": chain.timeout_s,
             "env": dict(chain.env),

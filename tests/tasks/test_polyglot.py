@@ -37,13 +37,20 @@ def toolchain_factory(suite: PolyglotSuite) -> SandboxFactory:
     return sandbox_factory("bwrap", limits=Limits(memory_mb=2048), ro_binds=suite.ro_binds())
 
 
+#: Refactoring exercises: the stub already is a working (ugly) implementation.
+STUB_ALREADY_PASSES = {"polyglot/javascript/ledger"}
+
+
 def stub_fails_reference_passes(suite: PolyglotSuite, task: Task, factory: SandboxFactory) -> None:
     scorer = suite.scorer()
     good = scorer.score(task, reference_workspace(task), factory)
     assert good.passed and good.reward == 1.0, (task.id, good.error, good.feedback)
     bad = scorer.score(task, as_bytes(task.files), factory)
-    assert not bad.passed and bad.reward == 0.0, (task.id, bad.feedback)
     assert bad.error is None, bad.error
+    if task.id in STUB_ALREADY_PASSES:
+        assert bad.passed, (task.id, bad.feedback)
+        return
+    assert not bad.passed and bad.reward == 0.0, (task.id, bad.feedback)
 
 
 def test_jsonl_sample_loads(suite: PolyglotSuite, polyglot_path: Path) -> None:
@@ -70,7 +77,7 @@ def test_unsupported_languages_are_skipped_with_a_reason(
     support = languages_supported()
     assert set(support) == set(LANGUAGES)
     assert support["python"] == ""  # Debian's python3 with unittest is always here
-    assert support["javascript"] and "jest" in support["javascript"]
+    assert support["javascript"] == ""  # node + exapt's mini-jest
     assert support["java"] and "JUnit" in support["java"]
     fresh = PolyglotSuite(suite.path)
     with caplog.at_level(logging.WARNING, logger="exapt.tasks.polyglot"):
@@ -151,6 +158,37 @@ def test_every_python_reference_passes_and_every_stub_fails(
     assert len(tasks) == 19
     for task in tasks:
         stub_fails_reference_passes(suite, task, factory)
+
+
+@pytest.mark.bwrap
+def test_every_javascript_reference_passes_and_every_stub_fails(
+    suite: PolyglotSuite, bwrap_ok: None
+) -> None:
+    if toolchain("javascript").reason:
+        pytest.skip(f"javascript cannot be scored here: {toolchain('javascript').reason}")
+    tasks = by_language(suite, "javascript")
+    assert len(tasks) == 24
+    for task in tasks:
+        stub_fails_reference_passes(suite, task, toolchain_factory(suite))
+
+
+@pytest.mark.bwrap
+def test_javascript_feedback_names_the_failing_test(suite: PolyglotSuite, bwrap_ok: None) -> None:
+    if toolchain("javascript").reason:
+        pytest.skip(f"javascript cannot be scored here: {toolchain('javascript').reason}")
+    task = next(t for t in by_language(suite, "javascript") if t.id.endswith("/binary"))
+    wrong = {
+        **as_bytes(task.files),
+        "binary.js": (
+            b"export class Binary {\n  constructor(s) { this.s = s; }\n"
+            b"  toDecimal() { return this.s === '0' ? 0 : 1; }\n}\n"
+        ),
+    }
+    score = suite.scorer().score(task, wrong, toolchain_factory(suite))
+    assert score.reward == 0.0
+    assert "\u2715 binary > 10 is decimal 2\n      expected 1 to equal 2" in score.feedback
+    assert "binary.spec.js:" in score.feedback  # where in the test it failed
+    assert "Tests: 8 failed, 2 passed, 10 total" in score.feedback
 
 
 @pytest.mark.bwrap
