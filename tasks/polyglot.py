@@ -414,6 +414,9 @@ def make_task(exercise: Exercise, suite: str) -> Task:
         metadata={
             "name": exercise.name,
             "solution_files": sorted(exercise.solution_files),
+            # what an agent's own sandbox needs to build and test here (no secrets in it)
+            "toolchain_env": dict(chain.env),
+            "ro_binds": list(chain.ro_binds),
             "source": exercise.source,
         },
     )
