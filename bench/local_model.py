@@ -2,10 +2,10 @@
 requests, beside plain ``model.generate`` at batch 1 and 8, in the same run.
 
 Same prompts, same ``max_new_tokens``, greedy; tokens/s = generated tokens (up to and
-including EOS) / wall time; the median over ``--reps`` repetitions. The four measurements are
-interleaved within each repetition so that a change in the machine's load (it is shared) hits
-them alike. Targets: served within 1.25x of plain generate at the same batch (ratio >= 0.8),
-and 8 concurrent requests >= 4x the tokens/s of one.
+including EOS) / wall time; the median over ``--reps`` repetitions (fewer if ``--budget-s``
+runs out). The four measurements are interleaved within each repetition so that a change in
+the machine's load (it is shared) hits them alike. Targets: served within 1.25x of plain
+generate at the same batch (ratio >= 0.8), and 8 concurrent requests >= 4x the tokens/s of one.
 
     python bench/local_model.py                # the embedded Gemma 3 270M (converted if needed)
     python bench/local_model.py --checkpoint P # any checkpoint folder
@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a tiny random model (smoke run)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--budget-s", type=float, default=420.0, help="no new repetition after this (min 1)"
+    )
     parser.add_argument("--out", default="local_model", help="result name under bench/results")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress in logs
@@ -132,6 +135,9 @@ def main() -> None:
     agree = True
     try:
         for rep in range(args.reps):
+            if rep and time.perf_counter() - began > args.budget_s:
+                print(f"time budget of {args.budget_s:.0f} s spent: {rep} repetitions")
+                break
             one = [PROMPTS[rep % len(PROMPTS)]]
             runs = {
                 "plain1": (plain.run, one),
@@ -192,7 +198,7 @@ def main() -> None:
             "engine": "exapt.agents.models.server: static batching around model.generate; "
             "requests through litellm over HTTP",
             "max_new_tokens": n,
-            "reps": args.reps,
+            "reps": len(samples["plain1"]),
             "prompts": len(PROMPTS),
             "rows": rows,
             "served_8_over_1": scaling,

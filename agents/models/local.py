@@ -71,6 +71,9 @@ def ensure_gemma_checkpoint(target: Path | None = None) -> Path:
             _say(f"waiting for another process converting the local model into {target}")
             fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / "config.json").exists():
+            # Temp folders of a conversion that crashed: nobody else converts (we hold the lock).
+            for stale in target.parent.glob(f".{target.name}.*"):
+                shutil.rmtree(stale, ignore_errors=True)
             _convert_gemma(target)
     return target
 
@@ -174,6 +177,7 @@ class LocalServer:
         self.extra_args = list(extra_args or [])
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._checked = 0.0  # time of the last successful health check
 
     @classmethod
     def shared(cls, checkpoint: str | Path, **options: Any) -> LocalServer:
@@ -199,10 +203,13 @@ class LocalServer:
     def start(self) -> LocalServer:
         """Start the server unless it is running; restart it if it died. Thread-safe."""
         with self._lock:
-            if self._process is not None and self._process.poll() is None and self._healthy():
+            alive = self._process is not None and self._process.poll() is None
+            # Checked over HTTP at most every few seconds: this runs before every request.
+            if alive and (time.monotonic() - self._checked < 5.0 or self._healthy()):
                 return self
             self._stop_locked()
             self._launch()
+            self._checked = time.monotonic()
         return self
 
     def stop(self) -> None:
@@ -244,6 +251,8 @@ class LocalServer:
             str(port),
             "--max-batch",
             str(self.max_batch),
+            "--parent-pid",
+            str(os.getpid()),
             *self.extra_args,
         ]
         with open(self.log_path, "ab") as log:
@@ -281,9 +290,12 @@ class LocalServer:
     def _healthy(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://{self.host}:{self.port}/health", timeout=2) as r:
-                return bool(r.status == 200)
+                healthy = bool(r.status == 200)
         except (urllib.error.URLError, OSError, ValueError):
             return False
+        if healthy:
+            self._checked = time.monotonic()
+        return healthy
 
     def _stop_locked(self) -> None:
         process, self._process = self._process, None

@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -437,6 +438,15 @@ def build_app(engine: Engine, model_name: str) -> Any:
     return app
 
 
+def _exit_with_parent(pid: int) -> None:
+    """Exit when the process that started us is gone (killed without running its atexit)."""
+    while True:
+        time.sleep(2.0)
+        if os.getppid() != pid:
+            log.info("parent %d is gone: exiting", pid)
+            os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
@@ -444,11 +454,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--window-ms", type=float, default=20.0)
+    parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     import uvicorn
 
+    if args.parent_pid:
+        threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
     started = time.perf_counter()
     engine = Engine(args.checkpoint, args.max_batch, args.window_ms / 1000)
     engine.warm_up()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -138,9 +141,49 @@ def test_a_server_that_fails_to_start_reports_its_log(tiny_home: Path) -> None:
         LocalServer(tiny_home / "missing").start()
 
 
-def test_context_manager_stops_the_server(tiny_home: Path) -> None:
+def test_a_dead_server_is_restarted_and_the_context_manager_stops_it(tiny_home: Path) -> None:
     checkpoint = build_tiny_checkpoint(tiny_home / "tiny-2", seed=1)
     with LocalServer(checkpoint, startup_timeout=120) as server:
         assert server.running() and server.url.startswith("http://127.0.0.1:")
+        first = server._process
+        assert first is not None
+        first.kill()
+        first.wait()
+        assert not server.running()
+        server.start()  # what every request does first: a dead server is started again
         process = server._process
-    assert process is not None and process.poll() is not None and not server.running()
+        assert process is not None and process.pid != first.pid and server.running()
+    assert process.poll() is not None and not server.running()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "State:\tZ" in status  # a zombie has exited; only its parent's wait is missing
+
+
+def test_the_server_exits_when_its_parent_is_killed(tiny_checkpoint: Path) -> None:
+    script = (
+        "import sys, time, exapt\n"
+        "from exapt.agents.models.local import LocalServer\n"
+        "server = LocalServer(sys.argv[1], startup_timeout=120).start()\n"
+        "print(server._process.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tiny_checkpoint)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        assert not _gone(pid)
+        parent.send_signal(signal.SIGKILL)  # no atexit runs: the server must notice by itself
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _gone(pid), f"server {pid} outlived its killed parent"
+    finally:
+        parent.kill()
