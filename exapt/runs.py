@@ -11,7 +11,9 @@ scored, and writes ``summary.json`` (atomically) at the end, however the run end
   no new attempt was started, running ones finished;
 - ``failed``: a ``ModelError`` (server down, provider error, missing key) or another
   infrastructure error; running attempts finished and were kept;
-- ``interrupted``: Ctrl-C; same as ``failed`` (a second Ctrl-C abandons running attempts).
+- ``interrupted``: Ctrl-C or SIGTERM; the summary is written at once and attempts still
+  running are dropped, not stored (a terminal's Ctrl-C reaches their sandboxes too, so their
+  results are suspect): ``--resume`` re-runs them. A second Ctrl-C stops waiting for them.
 
 Trials (the Reflexion loop): trial ``k`` re-runs only the tasks that failed every earlier
 trial, as soon as their previous trial is scored; with memory on, the runner recalls the
@@ -252,23 +254,23 @@ class Run:
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"run-{self.run_id}")
         running: dict[Future[Any], tuple[Any, int]] = {}
         try:
-            try:
-                self._loop(pool, work, running, notify)
-            except KeyboardInterrupt:
-                self._stop("interrupted", "interrupted by Ctrl-C")
-                notify(
-                    self._progress(
-                        len(running),
-                        "Ctrl-C: waiting for running attempts to end (not kept: resume "
-                        "re-runs them); Ctrl-C again to leave at once",
-                    )
+            self._loop(pool, work, running, notify)
+        except KeyboardInterrupt:
+            self._stop("interrupted", "interrupted by Ctrl-C or SIGTERM")
+        summary = self._finish()  # final now: attempts still running are dropped when interrupted
+        if running:
+            notify(
+                self._progress(
+                    len(running),
+                    "waiting for the running attempts to stop (their results are dropped; "
+                    "resume re-runs them); Ctrl-C again to leave at once",
                 )
-                self._loop(pool, deque(), running, notify)
-        except KeyboardInterrupt:  # the second Ctrl-C: leave running attempts behind
+            )
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt:  # the second Ctrl-C: leave the attempts' threads behind
             self.abandoned = True
-        finally:
-            pool.shutdown(wait=not self.abandoned, cancel_futures=True)
-        return self._finish()
+        return summary
 
     def _loop(
         self,
