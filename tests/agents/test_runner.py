@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FIX_ADD, FakeMemory, HiddenTestScorer
+from agent_helpers import FIX_ADD, FakeMemory, HiddenTestScorer
 from exapt.agents import load_spec, run_task
 from exapt.agents.models import ModelError, ScriptedModel
 from exapt.memory.base import Recollection
