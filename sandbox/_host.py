@@ -56,6 +56,8 @@ class HostSandbox:
     backend: ClassVar[str] = ""
     #: the workspace path as the command sees it
     inner_root: str = "/workspace"
+    #: processes of the backend itself that count against the cgroup's pids limit
+    reserved_pids: ClassVar[int] = 0
 
     def __init__(
         self,
@@ -80,7 +82,9 @@ class HostSandbox:
                 os.chown(self.workspace, *self.owner)
                 os.chown(self.cwd_file, *self.owner)
             self.cgroup = (
-                _cgroup.make(self.limits.memory_mb, self.limits.pids) if use_cgroup else None
+                _cgroup.make(self.limits.memory_mb, self.limits.pids + self.reserved_pids)
+                if use_cgroup
+                else None
             )
             self.cwd = self.inner_root
             _files.seed(self.workspace, files, self.owner)
@@ -185,11 +189,10 @@ class HostSandbox:
 
     def _update_cwd(self) -> None:
         # Written by untrusted code: bounded read, and only a folder inside the workspace.
+        # (Not truncated after reading: a killed command leaves the previous cwd in it.)
         try:
             with open(self.cwd_file, "rb") as fh:
                 raw = fh.read(4097)
-            with open(self.cwd_file, "wb"):
-                pass
         except OSError:
             return
         cwd = raw.decode("utf-8", "replace").strip()
@@ -223,6 +226,7 @@ class HostSandbox:
                 self.cgroup.kill_all()
             _files.clear(self.workspace)
             self.cwd = self.inner_root
+            self.cwd_file.write_bytes(b"")
             _files.seed(self.workspace, files, self.owner)
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shlex
 import shutil
 import tempfile
 import threading
@@ -28,8 +29,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from exapt.sandbox._host import HostSandbox
-from exapt.sandbox._process import session_script
-from exapt.sandbox.base import WORKSPACE, Limits
+from exapt.sandbox._process import Captured, session_script
+from exapt.sandbox._session import _SERVER, IO_INNER, Session, SessionDied
+from exapt.sandbox.base import DEFAULT_ENV, WORKSPACE, ExecResult, Limits, SandboxError
 
 from exapt.errors import ConfigError, UnavailableError
 
@@ -72,6 +74,7 @@ class BwrapSandbox(HostSandbox):
 
     backend: ClassVar[str] = "bwrap"
     inner_root = WORKSPACE
+    reserved_pids: ClassVar[int] = 4  # launcher/bwrap, bwrap's pid 1, setpriv->server, spare
 
     def __init__(
         self,
@@ -93,6 +96,7 @@ class BwrapSandbox(HostSandbox):
             )
         self.ro_binds = [_check_bind(p) for p in ro_binds or ()]
         self._bwrap = shutil.which("bwrap") or "bwrap"
+        self._session: Session | None = None
         super().__init__(files, limits)
         try:
             self._static = self._static_args(_etc_dir(self.limits.network))
@@ -153,6 +157,106 @@ class BwrapSandbox(HostSandbox):
 
     def _inner_cwd_file(self) -> str:
         return CWD_FILE
+
+    # -- session mode: one bwrap per sandbox, one fork per command (needs a cgroup) ------
+
+    @property
+    def session_mode(self) -> bool:
+        return self.cgroup is not None and os.geteuid() == 0
+
+    def _start_session(self) -> Session:
+        assert self.cgroup is not None
+        io_dir = self.state / "io"
+        shutil.rmtree(io_dir, ignore_errors=True)
+        io_dir.mkdir(mode=0o755)
+        argv, _ = self._argv("true", dict(DEFAULT_ENV))
+        cut = argv.index(SETPRIV)
+        argv = [
+            *self._launch_prefix(),
+            *argv[:cut],
+            "--ro-bind",
+            str(io_dir),
+            IO_INNER,
+            *argv[cut : argv.index("/bin/sh")],
+            "/bin/sh",
+            "-c",
+            _SERVER,
+            "exapt-server",
+            self._script,
+            CWD_FILE,
+        ]
+        try:
+            return Session(argv, io_dir=io_dir, cgroup=self.cgroup, owner=self.owner)
+        except SessionDied as exc:
+            raise SandboxError(f"bwrap: {exc}") from exc
+
+    def exec(
+        self,
+        cmd: str | list[str],
+        *,
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        stdin: str | bytes | None = None,
+    ) -> ExecResult:
+        """Run ``cmd``; see ``Sandbox.exec``. One command at a time."""
+        if not self.session_mode:
+            return super().exec(cmd, timeout=timeout, env=env, stdin=stdin)
+        if timeout is not None and timeout <= 0:
+            raise SandboxError(f"timeout must be > 0, got {timeout}")
+        if isinstance(cmd, list) and not cmd:
+            raise SandboxError("empty argv")
+        assert self.cgroup is not None
+        with self._lock:
+            self._check_open()
+            if self._session is None or not self._session.alive:
+                if self._session is not None:
+                    self._session.close()
+                self._session = self._start_session()
+            oom_before = self.cgroup.oom_kills()
+            try:
+                cap = self._session.run(
+                    cmd if isinstance(cmd, str) else shlex.join(cmd),
+                    env={**DEFAULT_ENV, **(env or {})},
+                    cwd=self.cwd,
+                    stdin=stdin.encode() if isinstance(stdin, str) else stdin,
+                    timeout=timeout or self.limits.wall_s,
+                    max_bytes=self.limits.output_bytes,
+                )
+            except (SessionDied, OSError):
+                cap = Captured(137, b"", b"", False, False, 0.0)
+            if not self._session.alive:
+                self._session.close()  # killed from inside (kill -9 -1): restart next time
+                self._session = None
+            oom = self.cgroup.oom_kills() > oom_before
+            self._update_cwd()
+            return self._result(cap, oom)
+
+    def reset(self, files: Mapping[str, str | bytes] | None = None) -> None:
+        """Kill what runs, empty the workspace and the session's /tmp, re-seed."""
+        if self._session is not None and self._session.alive:
+            with self._lock:
+                self._session.kill_commands()
+                try:
+                    self._session.run(
+                        "find /tmp -mindepth 1 -delete",
+                        env=dict(DEFAULT_ENV),
+                        cwd=WORKSPACE,
+                        stdin=None,
+                        timeout=10,
+                        max_bytes=1000,
+                    )
+                except (SessionDied, OSError):
+                    self._session.close()
+                    self._session = None
+        super().reset(files)
+
+    def close(self) -> None:
+        """Kill the session and every process, remove what it made. Idempotent."""
+        session = getattr(self, "_session", None)
+        if session is not None:
+            session.close()
+            self._session = None
+        super().close()
 
     def _argv(
         self, cmd: str | list[str], env: dict[str, str]

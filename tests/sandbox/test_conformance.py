@@ -120,7 +120,7 @@ def test_output_is_truncated_not_buffered(box: Sandbox, small: Limits) -> None:
 
 def test_memory_limit_reports_oom(box: Sandbox) -> None:
     result = box.exec("python3 -c 'x = bytearray(1024 * 1024 * 1024); print(len(x))'")
-    assert result.exit_code != 0 and result.oom_killed and result.stdout == ""
+    assert result.exit_code != 0 and result.oom_killed and result.stdout == "", result
 
 
 def test_reset_empties_and_reseeds(box: Sandbox) -> None:

@@ -1,0 +1,264 @@
+"""A long-lived bubblewrap sandbox that runs one command per request (bwrap's fast path).
+
+Starting bubblewrap costs tens of ms per command (a network namespace, ~15 mounts, joining
+a cgroup v1 is a ``synchronize_rcu``). A session pays that once: a small ``sh`` server runs
+inside as uid 65534 and, for each request, forks the session script with its stdio on files
+and FIFOs in ``io/<n>/`` (a host folder bound read-only; FIFOs stay writable on a read-only
+mount). The host reads the FIFOs with the output cap and the server's reply line
+``<n> <exit code>``; on timeout, and after every command, it SIGKILLs every process of the
+sandbox's cgroup except the three that make it (bwrap, its pid 1, the server), so nothing
+outlives ``exec``. If a command kills the server (``kill -9 -1``), the session is dead: the
+command is reported killed and the next ``exec`` starts a new session.
+
+Requires a cgroup (to find every process); without one the bwrap backend starts a fresh
+sandbox per command instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from exapt.sandbox._cgroup import Cgroup
+from exapt.sandbox._process import Captured
+
+IO_INNER = "/run/exapt/io"
+# $1 = the session script (see _process._BODY), $2 = the cwd file inside.
+_SERVER = r"""
+s=$1; cwdf=$2
+echo ready
+while IFS= read -r n; do
+  d=/run/exapt/io/$n
+  ( . "$d/req" && set -- /workspace "$__w" "$cwdf" sh "$__c" && eval "$s" ) \
+    < "$d/in" > "$d/out" 2> "$d/err"
+  echo "$n $?"
+done
+"""
+
+
+class SessionDied(Exception):
+    """The server inside is gone (a command killed it); start a new session."""
+
+
+class Session:
+    """One running bwrap + server; ``run`` executes one command (not thread-safe: the
+    sandbox holds a lock)."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        io_dir: Path,
+        cgroup: Cgroup,
+        owner: tuple[int, int] | None,
+        start_timeout: float = 20.0,
+    ) -> None:
+        self.io_dir = io_dir
+        self.cgroup = cgroup
+        self.owner = owner
+        self._n = 0
+        self._buf = b""
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={},
+            start_new_session=True,
+            close_fds=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        self._out = self.proc.stdout.fileno()
+        os.set_blocking(self._out, False)
+        try:
+            line = self._read_line(time.monotonic() + start_timeout)
+            if line != b"ready":
+                raise SessionDied(f"bwrap session did not start (got {line!r})")
+            # The processes that make the session; everything else in the cgroup is a command.
+            self.keepers = set(cgroup.pids())
+            for pid in self.keepers:
+                # so the OOM killer takes the command, never the session
+                with contextlib.suppress(OSError):
+                    Path(f"/proc/{pid}/oom_score_adj").write_text("-1000")
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _read_line(self, deadline: float) -> bytes:
+        while b"\n" not in self._buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SessionDied("bwrap session did not answer")
+            sel = selectors.DefaultSelector()
+            sel.register(self._out, selectors.EVENT_READ)
+            try:
+                ready = sel.select(remaining)
+            finally:
+                sel.close()
+            if ready:
+                chunk = os.read(self._out, 4096)
+                if not chunk:
+                    raise SessionDied("bwrap session ended")
+                self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line.strip()
+
+    def kill_commands(self, timeout: float = 3.0) -> None:
+        """SIGKILL every process of the cgroup but the session's own, until none is left."""
+        deadline = time.monotonic() + timeout
+        while True:
+            others = [p for p in self.cgroup.pids() if p not in self.keepers]
+            if not others or time.monotonic() > deadline:
+                return
+            for pid in others:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, 9)
+            time.sleep(0.002)
+
+    def run(
+        self,
+        cmd: str,
+        *,
+        env: dict[str, str],
+        cwd: str,
+        stdin: bytes | None,
+        timeout: float,
+        max_bytes: int,
+    ) -> Captured:
+        """Run the shell string ``cmd`` in ``cwd`` with exactly ``env``; see module doc."""
+        if not self.alive:
+            raise SessionDied("bwrap session ended")
+        start = time.monotonic()
+        self._n += 1
+        n = str(self._n)
+        d = self.io_dir / n
+        d.mkdir()
+        # Sourced by the server's subshell: the command, its cwd, its environment; the
+        # server's own variables are dropped so the command sees only its own.
+        lines = [f"__c={shlex.quote(cmd)}", f"__w={shlex.quote(cwd)}", "unset n d"]
+        # On top of the server's environment, DEFAULT_ENV (bwrap --clearenv --setenv).
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items() if k.isidentifier()]
+        (d / "req").write_text("\n".join(lines) + "\n")
+        (d / "in").write_bytes(stdin or b"")
+        fds: list[int] = []
+        try:
+            for name in ("out", "err"):
+                os.mkfifo(d / name, 0o600)
+                if self.owner is not None:
+                    os.chown(d / name, *self.owner)
+            reads = [os.open(d / n_, os.O_RDONLY | os.O_NONBLOCK) for n_ in ("out", "err")]
+            fds += reads
+            # Our own writers keep the FIFOs from reading as EOF before the command opens them.
+            dummies = [os.open(d / n_, os.O_WRONLY | os.O_NONBLOCK) for n_ in ("out", "err")]
+            fds += dummies
+            assert self.proc.stdin is not None
+            try:
+                self.proc.stdin.write(f"{n}\n".encode())
+                self.proc.stdin.flush()
+            except BrokenPipeError as exc:
+                raise SessionDied("bwrap session ended") from exc
+            return self._collect(n, reads, dummies, start, timeout, max_bytes)
+        finally:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            shutil.rmtree(d, ignore_errors=True)
+
+    def _collect(
+        self,
+        n: str,
+        reads: list[int],
+        dummies: list[int],
+        start: float,
+        timeout: float,
+        max_bytes: int,
+    ) -> Captured:
+        bufs = {fd: bytearray() for fd in reads}
+        truncated = timed_out = died = False
+        code: int | None = None
+        sel = selectors.DefaultSelector()
+        for fd in reads:
+            sel.register(fd, selectors.EVENT_READ)
+        sel.register(self._out, selectors.EVENT_READ)
+        deadline = start + timeout
+        drain_until: float | None = None
+        try:
+            while True:
+                now = time.monotonic()
+                if code is not None or died:
+                    if drain_until is None:
+                        self.kill_commands()  # orphans: nothing outlives the command
+                        for fd in dummies:
+                            os.close(fd)
+                        dummies.clear()
+                        drain_until = time.monotonic() + 1.0
+                    if not any(fd in bufs for fd in (k.fd for k in sel.get_map().values())):
+                        break
+                    if now > drain_until:
+                        break
+                elif now >= deadline:
+                    if timed_out:  # killed 3 s ago and still no reply: the server is stuck
+                        died = True
+                        continue
+                    timed_out = True
+                    self.kill_commands()
+                    deadline = now + 3.0
+                    continue
+                limit = (drain_until if drain_until is not None else deadline) - now
+                for key, _ in sel.select(max(0.0, min(limit, 0.2))):
+                    fd = int(key.fd)
+                    if fd == self._out:
+                        chunk = os.read(fd, 4096)
+                        if not chunk:
+                            sel.unregister(fd)
+                            died = True
+                            continue
+                        self._buf += chunk
+                        while b"\n" in self._buf:
+                            line, _, self._buf = self._buf.partition(b"\n")
+                            got_n, _, got_code = line.decode().partition(" ")
+                            if got_n == n:
+                                code = int(got_code)
+                        continue
+                    try:
+                        chunk = os.read(fd, 65536)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        sel.unregister(fd)
+                        continue
+                    buf = bufs[fd]
+                    room = max_bytes - len(buf)
+                    if len(chunk) > room:
+                        truncated = True
+                        chunk = chunk[:room]
+                    buf += chunk
+        finally:
+            sel.close()
+        if timed_out:
+            code = -9
+        elif code is None:
+            code = 128 + 9  # the server died with the command: it was killed
+        out, err = (bytes(bufs[fd]) for fd in reads)
+        return Captured(code, out, err, timed_out, truncated, time.monotonic() - start)
+
+    def close(self) -> None:
+        """Kill the whole session (bwrap's pid namespace dies with it)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, 9)
+        self.cgroup.kill_all()
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=5)
+        for f in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(Exception):
+                f.close()  # type: ignore[union-attr]
