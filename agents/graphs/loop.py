@@ -2,7 +2,8 @@
 
 A loop is ``start -> model -> act -> model ... -> END``. ``model`` checks the budget before
 calling (and sets ``stop_reason`` instead when a limit is reached); ``act`` runs the pending
-actions through the tools and ends the loop on ``Submitted``.
+actions through the tools and ends the loop on ``Submitted``. The state keeps every message
+whole; ``history`` is what the model is sent (old observations cut short).
 """
 
 from __future__ import annotations
@@ -32,6 +33,30 @@ class LoopState(TypedDict):
     cost_usd: Annotated[float, operator.add]
     actions: NotRequired[list[ToolCall]]  # what the last model reply asked to run
     stop_reason: NotRequired[str]  # set once: why the loop ended
+
+
+def history(ctx: AgentContext, messages: list[Message]) -> list[Message]:
+    """The messages to send: all of them, but observations (tool/user messages after the
+    task) older than the last ``keep_observations`` (graph option, default 5; null = keep
+    all) cut to ``old_observation_chars`` (default 300), so that a long loop stays within a
+    small model's context window instead of failing the run."""
+    keep = ctx.option("keep_observations", 5)
+    if keep is None:
+        return messages
+    limit = int(ctx.option("old_observation_chars", 300))
+    observations = [i for i, m in enumerate(messages[2:], 2) if m["role"] in ("tool", "user")]
+    old = set(observations[: max(0, len(observations) - int(keep))])
+    sent = []
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        if index in old and isinstance(content, str) and len(content) > limit:
+            cut = len(content) - limit
+            message = {
+                **message,
+                "content": f"{content[:limit]}\n[... {cut} characters of old output cut ...]",
+            }
+        sent.append(message)
+    return sent
 
 
 def run_action(ctx: AgentContext, call: ToolCall) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from exapt.agents.context import AgentContext
-from exapt.agents.graphs.loop import Act, LoopState, after_act, after_model, counters
+from exapt.agents.graphs.loop import Act, LoopState, after_act, after_model, counters, history
 from exapt.agents.graphs.text_actions import FormatError, parse_actions
 from exapt.agents.models.base import Message, ModelReply, ToolCall
 from exapt.agents.spec import AgentSpec
@@ -53,7 +53,7 @@ def model(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     if reason := ctx.stop_reason(state):
         return {"stop_reason": reason}
-    reply = ask(ctx, state["messages"])
+    reply = ask(ctx, history(ctx, state["messages"]))
     update: dict[str, Any] = {
         **counters(reply),
         "messages": [{"role": "assistant", "content": reply.text}],

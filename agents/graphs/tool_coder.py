@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from exapt.agents.context import AgentContext
-from exapt.agents.graphs.loop import Act, LoopState, after_act, after_model, counters
+from exapt.agents.graphs.loop import Act, LoopState, after_act, after_model, counters, history
 from exapt.agents.models.base import Message, ToolCall
 from exapt.agents.spec import AgentSpec
 from langgraph.graph import START, StateGraph
@@ -31,7 +31,7 @@ def model(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     if reason := ctx.stop_reason(state):
         return {"stop_reason": reason}
-    reply = ctx.chat(state["messages"], tools=True)
+    reply = ctx.chat(history(ctx, state["messages"]), tools=True)
     update = {**counters(reply), "messages": [reply.as_message()], "actions": reply.tool_calls}
     if not reply.tool_calls:
         error = ctx.render("format_error", reply=reply.text)

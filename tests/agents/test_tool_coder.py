@@ -123,3 +123,26 @@ def test_langchain_fake_chat_model_drives_the_same_loop(
     assert attempt.trajectory.result.stop_reason == "submitted"
     assert attempt.trajectory.model == model.name
     assert sum(step.kind == "model" for step in attempt.trajectory.steps) == 4
+
+
+def test_old_observations_are_cut_in_what_the_model_is_sent(
+    add_task: Task, sandbox_factory: SandboxFactory, scorer: HiddenTestScorer
+) -> None:
+    # Eight long outputs: the model is sent the last five whole, the older ones cut short,
+    # while the trajectory keeps every observation whole.
+    loud = tool_reply("shell", command="python3 -c \"print('x' * 2000)\"")
+    model = ScriptedModel([loud] * 8 + [tool_reply("submit")])
+    attempt = run_task(
+        add_task,
+        spec=load_spec("tool_coder"),
+        model=model,
+        sandbox=sandbox_factory,
+        scorer=scorer,
+        run_id="r1",
+    )
+    sent = [m["content"] for m in model.calls[-1]["messages"] if m["role"] == "tool"]
+    assert len(sent) == 8
+    assert all("characters of old output cut" in c and len(c) < 400 for c in sent[:3])
+    assert all(len(c) > 2000 for c in sent[3:])
+    kept = [s.output for s in attempt.trajectory.steps if s.kind == "tool"][:8]
+    assert all(len(c) > 2000 for c in kept)
