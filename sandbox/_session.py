@@ -23,12 +23,14 @@ import shlex
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from exapt.sandbox._cgroup import Cgroup
 from exapt.sandbox._process import Captured
 
 IO_INNER = "/run/exapt/io"
+_SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="exapt-bwrap-spawner")
 # $1 = the session script (see _process._BODY), $2 = the cwd file inside.
 _SERVER = r"""
 s=$1; cwdf=$2
@@ -64,7 +66,10 @@ class Session:
         self.owner = owner
         self._n = 0
         self._buf = b""
-        self.proc = subprocess.Popen(
+        # bwrap --die-with-parent follows the *thread* that started it: start it from one
+        # long-lived thread, not from a pool worker that may exit while the session is used.
+        self.proc = _SPAWNER.submit(
+            subprocess.Popen,
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -72,7 +77,7 @@ class Session:
             env={},
             start_new_session=True,
             close_fds=True,
-        )
+        ).result()
         assert self.proc.stdout is not None and self.proc.stdin is not None
         self._out = self.proc.stdout.fileno()
         os.set_blocking(self._out, False)
