@@ -8,6 +8,7 @@ argument lists and a graph is compiled once per spec, not once per task.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +124,25 @@ class AgentContext:
         request = {"prompt": prompt, "stop": stop, "params": params}
         self.recorder.model_call(request, reply, time.monotonic() - started)
         return reply
+
+    def complete_many(
+        self, prompt: str, n: int, *, stop: list[str] | None = None
+    ) -> list[ModelReply]:
+        """``n`` recorded completions of one prompt, requested concurrently (a local server
+        batches them); recorded in order once all are back."""
+        if n <= 1:
+            return [self.complete(prompt, stop=stop)]
+        params = self._sampling_params()
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            replies = list(
+                pool.map(lambda _: self.model.complete(prompt, stop=stop, **params), range(n))
+            )
+        duration = time.monotonic() - started
+        for reply in replies:
+            request = {"prompt": prompt, "stop": stop, "params": params}
+            self.recorder.model_call(request, reply, duration)
+        return replies
 
     def _sampling_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {}

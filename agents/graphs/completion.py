@@ -2,12 +2,15 @@
 
 start -> sample -> check -> (sample again with the error | finish) -> END.
 ``sample`` renders the ``completion`` prompt (the file's content, after the previous failed
-attempt and its error as Python comments), completes it with stop sequences, and assembles
-the function; ``check`` runs the task's visible checks (``metadata["visible_tests"]``) on it
-in the agent's own sandbox; ``finish`` writes the best solution (the first that passed,
-else the last) to the file. Graph options: ``retries`` (extra samples after a failure,
-default 2), ``max_new_tokens`` (default 256), ``temperature``, ``stop``, ``file``,
-``check_timeout_s``.
+attempt and its error as Python comments), draws ``samples`` completions of it with stop
+sequences (at once, so a local server batches them), and assembles the functions; ``check``
+runs the task's visible checks (``metadata["visible_tests"]``) on each in the agent's own
+sandbox until one passes; ``finish`` writes the best solution (the first that passed, else
+the last) to the file. Each completion is one step of the budget.
+
+Graph options: ``retries`` (rounds after a failed one, default 2), ``samples`` (completions
+per round, default 1; use a temperature > 0 with more than one), ``max_new_tokens``
+(default 256), ``temperature``, ``stop``, ``file``, ``check_timeout_s`` (default 10).
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ class CompletionState(TypedDict):
     steps: Annotated[int, operator.add]
     tokens: Annotated[int, operator.add]
     cost_usd: Annotated[float, operator.add]
-    draft: NotRequired[str]  # the assembled code of the last sample, not yet checked
+    rounds: Annotated[int, operator.add]  # sample -> check rounds done
+    drafts: NotRequired[list[str]]  # the assembled code of this round's samples, unchecked
     done: NotRequired[bool]  # a candidate passed, or no retries are left
     stop_reason: NotRequired[str]
 
@@ -83,18 +87,23 @@ def sample(state: CompletionState, runtime: Runtime[AgentContext]) -> dict[str, 
     source = ctx.task.files.get(target_file(ctx), "")
     failed = state["candidates"][-1] if state["candidates"] else None
     prompt = ctx.render("completion", prompt=source, failed=failed)
-    reply = ctx.complete(prompt, stop=list(ctx.option("stop", STOP)))
-    return {**counters(reply), "draft": source + reply.text.rstrip() + "\n"}
+    wanted = int(ctx.option("samples", 1))
+    replies = ctx.complete_many(
+        prompt, min(wanted, ctx.budget.steps - state["steps"]), stop=list(ctx.option("stop", STOP))
+    )
+    update: dict[str, Any] = {"steps": 0, "tokens": 0, "cost_usd": 0.0}
+    for reply in replies:
+        for key, value in counters(reply).items():
+            update[key] += value
+    return {**update, "drafts": [source + reply.text.rstrip() + "\n" for reply in replies]}
 
 
-def check(state: CompletionState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    ctx = runtime.context
-    code, path, tests = state.get("draft", ""), target_file(ctx), visible_tests(ctx)
+def run_checks(ctx: AgentContext, code: str) -> Candidate:
+    """Write ``code`` to the file and run the visible checks on it in the agent's sandbox."""
+    path, tests = target_file(ctx), visible_tests(ctx)
     ctx.sandbox.write(path, code)
-    last_try = len(state["candidates"]) >= int(ctx.option("retries", 2))
     if not tests:  # nothing to check against: the sample stands as it is
-        candidate = Candidate(code=code, passed=True, feedback="no visible checks")
-        return {"candidates": [candidate], "done": True}
+        return Candidate(code=code, passed=True, feedback="no visible checks")
     payload = json.dumps([path, ctx.task.metadata.get("entry_point", ""), tests]) + "\n"
     timeout = float(ctx.option("check_timeout_s", 10.0))
     result = ctx.sandbox.exec(["python3", "-c", HARNESS], stdin=payload, timeout=timeout)
@@ -103,8 +112,19 @@ def check(state: CompletionState, runtime: Runtime[AgentContext]) -> dict[str, A
     else:
         feedback = cut((result.stdout + result.stderr).strip(), 2000)
     ctx.recorder.note(feedback, check="visible", passed=result.ok)
-    candidate = Candidate(code=code, passed=result.ok, feedback=feedback)
-    return {"candidates": [candidate], "done": result.ok or last_try}
+    return Candidate(code=code, passed=result.ok, feedback=feedback)
+
+
+def check(state: CompletionState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    checked: list[Candidate] = []
+    for code in state.get("drafts", []):
+        checked.append(run_checks(ctx, code))
+        if checked[-1]["passed"]:
+            break
+    last_round = state["rounds"] + 1 > int(ctx.option("retries", 2))
+    passed = any(c["passed"] for c in checked)
+    return {"candidates": checked, "rounds": 1, "drafts": [], "done": passed or last_round}
 
 
 def finish(state: CompletionState, runtime: Runtime[AgentContext]) -> dict[str, Any]:

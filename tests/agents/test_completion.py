@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from agent_helpers import HiddenTestScorer
-from exapt.agents import load_spec, run_task
+from exapt.agents import Budget, load_spec, run_task
 from exapt.agents.models import ScriptedModel
 from exapt.tasks.base import SandboxFactory, Task
 
@@ -111,3 +111,46 @@ def test_real_humaneval_task_with_its_scorer(sandbox_factory: SandboxFactory) ->
     )
     assert len(model.calls) == 2  # `return True` fails a docstring example
     assert attempt.score.passed, attempt.score.feedback
+
+
+def test_samples_are_drawn_together_and_the_passing_one_is_kept(
+    completion_task: Task, sandbox_factory: SandboxFactory, scorer: HiddenTestScorer
+) -> None:
+    spec = load_spec("completion")
+    spec = spec.with_changes(graph_options={**spec.graph_options, "samples": 3, "temperature": 0.8})
+    model = ScriptedModel(
+        ["    return a - b\n", "    return a + b\n", "    return 0\n"], is_base=True
+    )
+    attempt = run_task(
+        completion_task,
+        spec=spec,
+        model=model,
+        sandbox=sandbox_factory,
+        scorer=scorer,
+        run_id="r1",
+    )
+    assert len(model.calls) == 3 and all(c["params"]["temperature"] == 0.8 for c in model.calls)
+    assert attempt.score.passed  # whichever order the three came back in
+    assert attempt.workspace["solution.py"].decode().endswith("    return a + b\n")
+    assert sum(step.kind == "model" for step in attempt.trajectory.steps) == 3
+
+
+def test_samples_never_exceed_the_step_budget(
+    completion_task: Task, sandbox_factory: SandboxFactory, scorer: HiddenTestScorer
+) -> None:
+    spec = load_spec("completion")
+    spec = spec.with_changes(
+        graph_options={**spec.graph_options, "samples": 4}, limits=Budget(max_steps=10)
+    )
+    model = ScriptedModel({"": "    return a - b\n"}, is_base=True)
+    attempt = run_task(
+        completion_task,
+        spec=spec,
+        model=model,
+        sandbox=sandbox_factory,
+        scorer=scorer,
+        run_id="r1",
+        budget=Budget(max_steps=6),
+    )
+    assert len(model.calls) == 6  # a round of 4, then 2 of the next round's 4
+    assert attempt.trajectory.result.stop_reason == "max_steps"
