@@ -15,7 +15,7 @@ who is evaluated.
 from __future__ import annotations
 
 from exapt.tasks.base import SandboxFactory, Score, Scorer, Suite, Task
-from exapt.tasks.command import sandbox_factory
+from exapt.tasks.command import sandbox_factory, suite_sandbox_factory
 from exapt.tasks.splits import SPLITS, split_of, split_tasks
 
 from exapt.errors import ConfigError
@@ -35,6 +35,7 @@ __all__ = [
     "sandbox_factory",
     "split_of",
     "split_tasks",
+    "suite_sandbox_factory",
 ]
 
 

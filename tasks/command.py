@@ -130,6 +130,22 @@ def sandbox_factory(
     return factory
 
 
+def suite_sandbox_factory(suite: object, backend: str = "default") -> SandboxFactory:
+    """The ``SandboxFactory`` a suite's scorer needs: its ``limits()`` and ``ro_binds()``
+    (optional methods of a suite; the defaults when absent).
+
+    Example:
+        score = suite.scorer().score(task, snapshot, suite_sandbox_factory(suite))
+    """
+    limits = getattr(suite, "limits", None)
+    binds = getattr(suite, "ro_binds", None)
+    return sandbox_factory(
+        backend,
+        limits=limits() if callable(limits) else None,
+        ro_binds=binds() if callable(binds) else (),
+    )
+
+
 class CommandScorer:
     """Copies ``hidden["tests"]`` over the workspace in a fresh sandbox and runs
     ``hidden["test_command"]``; exit 0 = reward 1, anything else (or a timeout) = 0.

@@ -27,6 +27,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from exapt.sandbox.base import Limits
 from exapt.tasks.base import SandboxFactory, Score, Task
 from exapt.tasks.command import broken, run_fresh, score_result, tail
 
@@ -388,6 +389,10 @@ class HumanEvalSuite:
 
     def scorer(self) -> HumanEvalScorer:
         return HumanEvalScorer(timeout_s=self.timeout_s)
+
+    def limits(self) -> Limits:
+        """Sandbox limits for scoring: the defaults (a test runs well within them)."""
+        return Limits()
 
     def ro_binds(self) -> list[str]:
         """Host paths a scoring sandbox needs bound read-only (none: Debian's python3 in /usr)."""

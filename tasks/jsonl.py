@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from exapt.sandbox.base import Limits
 from exapt.tasks.base import Task
 from exapt.tasks.command import DEFAULT_TIMEOUT_S, CommandScorer
 
@@ -157,6 +158,12 @@ class JsonlSuite:
 
     def scorer(self) -> CommandScorer:
         return CommandScorer()
+
+    def limits(self) -> Limits:
+        """Sandbox limits for scoring: the defaults, with wall and CPU time for the longest
+        ``timeout_s`` of the file."""
+        longest = max((float(t.hidden["timeout_s"]) for t in self._tasks), default=60.0)
+        return Limits(wall_s=longest, cpu_s=max(30, int(longest) + 1))
 
     def ro_binds(self) -> list[str]:
         """Host paths a scoring sandbox needs bound read-only (none: only Debian's /usr)."""

@@ -15,11 +15,12 @@ Which languages can be scored depends on the toolchains of this machine (``toolc
 tasks of a language that cannot be scored are skipped with a logged reason, never scored 0.
 On the development machine (Debian 12) these score: python (unittest: Debian's python3 has
 no pytest; the exercises' tests are unittest classes), cpp (cmake + g++ with the bundled
-Catch), rust (cargo from rustup, bound read-only, offline: the stubs need no crates) and
+Catch), rust (cargo from rustup, bound read-only, offline: the stubs need no crates),
 javascript (node, with ``exapt.tasks.minijest`` standing in for jest, which is not installed
-and cannot be fetched offline). java cannot: its tests need Gradle (the benchmark leaves out
-the wrapper jar) or Maven with JUnit 5 + AssertJ, none of which is available offline; go is
-not installed (it is scored when ``go`` is on PATH; that path is untested here).
+and cannot be fetched offline) and java (javac + Debian's JUnit 5 console launcher and AssertJ,
+packages ``junit5`` and ``libassertj-core-java``, instead of the benchmark's Gradle build,
+whose wrapper jar is left out and which cannot fetch dependencies offline). go is not
+installed here; it is scored when ``go`` is on PATH (that path is untested).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePosixPath
 
+from exapt.sandbox.base import Limits
 from exapt.tasks import minijest
 from exapt.tasks.base import SandboxFactory, Score, Task
 from exapt.tasks.command import CommandScorer
@@ -131,6 +133,60 @@ def _javascript_command(exercise: Exercise) -> str:
 
 def _go_command(_exercise: Exercise) -> str:
     return "go test ./... 2>&1"
+
+
+#: Debian's JUnit 5 and AssertJ jars (packages junit5, libassertj-core-java): the exercises'
+#: build.gradle wants Gradle, whose wrapper jar the benchmark leaves out and which could not
+#: fetch its dependencies offline anyway, so we compile and run the tests directly.
+_JAVA_JARS = tuple(
+    f"/usr/share/java/{name}.jar"
+    for name in (
+        "junit-jupiter-api",
+        "junit-jupiter-params",
+        "assertj-core",
+        "apiguardian-api",
+        "opentest4j",
+    )
+)
+_JUNIT_CONSOLE = "/usr/share/java/junit-platform-console-standalone.jar"
+# Modest JVM reservations, so the JVM also starts where memory is limited by rlimits.
+_JVM_FLAGS = "-Xmx512m -XX:ReservedCodeCacheSize=64m -XX:CompressedClassSpaceSize=64m"
+
+
+def _java_command(_exercise: Exercise) -> str:
+    # Exercism disables all tests but the first with @Disabled; the benchmark runs them all.
+    classpath = ":".join(_JAVA_JARS)
+    javac_flags = " ".join(f"-J{flag}" for flag in _JVM_FLAGS.split())
+    return (
+        "set -e; rm -rf /tmp/j; mkdir -p /tmp/j/classes /tmp/j/src; cp -r src /tmp/j/src/; "
+        "find /tmp/j/src -path '*/test/*' -name '*.java' "
+        "-exec sed -i 's/@Disabled([^)]*)//; s/@Disabled//' {} +; "
+        f"javac {javac_flags} -nowarn -encoding UTF-8 -d /tmp/j/classes -cp {classpath} "
+        "$(find /tmp/j/src -name '*.java') 2>&1; "
+        "status=0; "
+        f"java {_JVM_FLAGS} -jar {_JUNIT_CONSOLE} --disable-banner --disable-ansi-colors "
+        "--details=tree --details-theme=ascii --fail-if-no-tests "
+        f"-cp /tmp/j/classes:{classpath} --scan-classpath /tmp/j/classes "
+        "> /tmp/j/out.txt 2>&1 || status=$?; "
+        # the framework's own stack frames crowd out the failures' messages in the feedback
+        r"grep -v -E '^\s+(org\.junit\.|java\.base/|\[\.\.\.\])' /tmp/j/out.txt || true; "
+        "exit $status"
+    )
+
+
+def _java_toolchain() -> Toolchain:
+    needed = ("/usr/bin/javac", "/usr/bin/java", _JUNIT_CONSOLE, *_JAVA_JARS)
+    missing = [path for path in needed if not Path(path).exists()]
+    if missing:
+        return Toolchain(
+            "java",
+            f"{', '.join(missing)} missing: apt-get install default-jdk junit5 "
+            "libassertj-core-java (the benchmark's Gradle wrapper jar is left out, and nothing "
+            "can be fetched offline)",
+        )
+    return Toolchain(
+        "java", "", _java_command, timeout_s=300.0, env={"HOME": "/tmp"}, drop_dirs=("build",)
+    )
 
 
 def _which(name: str) -> str | None:
@@ -238,12 +294,7 @@ def toolchain(language: str) -> Toolchain:
             harness_files=dict(minijest.FILES),
         )
     if language == "java":
-        return Toolchain(
-            "java",
-            "the tests need Gradle (the benchmark leaves out the gradle wrapper jar) or Maven with "
-            "JUnit 5 and AssertJ, which are not in the local Maven repository and cannot be "
-            "fetched offline",
-        )
+        return _java_toolchain()
     return Toolchain(language, f"unknown language {language!r} (known: {', '.join(LANGUAGES)})")
 
 
@@ -507,6 +558,11 @@ class PolyglotSuite:
 
     def scorer(self) -> PolyglotScorer:
         return PolyglotScorer()
+
+    def limits(self) -> Limits:
+        """Sandbox limits the builds need: compilers and the JVM want more memory and CPU
+        seconds than a Python test, and Java's concurrency tests start hundreds of threads."""
+        return Limits(wall_s=300, cpu_s=600, memory_mb=2048, pids=4096)
 
     def ro_binds(self) -> list[str]:
         """Host paths the scoring sandboxes need bound read-only (toolchains outside /usr)."""

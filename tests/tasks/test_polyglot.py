@@ -8,8 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from exapt.sandbox import Limits
-from exapt.tasks import SandboxFactory, Task, load_suite, sandbox_factory
+from exapt.tasks import SandboxFactory, Task, load_suite, polyglot, suite_sandbox_factory
 from exapt.tasks.polyglot import (
     LANGUAGES,
     PolyglotSuite,
@@ -34,7 +33,7 @@ def by_language(suite: PolyglotSuite, language: str) -> list[Task]:
 
 
 def toolchain_factory(suite: PolyglotSuite) -> SandboxFactory:
-    return sandbox_factory("bwrap", limits=Limits(memory_mb=2048), ro_binds=suite.ro_binds())
+    return suite_sandbox_factory(suite, "bwrap")
 
 
 #: Refactoring exercises: the stub already is a working (ugly) implementation.
@@ -78,7 +77,8 @@ def test_unsupported_languages_are_skipped_with_a_reason(
     assert set(support) == set(LANGUAGES)
     assert support["python"] == ""  # Debian's python3 with unittest is always here
     assert support["javascript"] == ""  # node + exapt's mini-jest
-    assert support["java"] and "JUnit" in support["java"]
+    # java needs Debian's junit5 + libassertj-core-java; if absent, the reason says so
+    assert support["java"] == "" or "junit5" in support["java"]
     fresh = PolyglotSuite(suite.path)
     with caplog.at_level(logging.WARNING, logger="exapt.tasks.polyglot"):
         listed = list(fresh.tasks())
@@ -87,9 +87,30 @@ def test_unsupported_languages_are_skipped_with_a_reason(
         if why:
             assert language in fresh.skipped and fresh.skipped[language][1] == why
             assert f"{language} task(s): {why}" in caplog.text
-    java = next(t for t in fresh.all_tasks() if t.language == "java")
-    with pytest.raises(UnavailableError):
-        fresh.scorer().score(java, as_bytes(java.files), toolchain_factory(fresh))
+
+
+def test_a_language_without_toolchain_is_skipped_never_scored(
+    polyglot_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever this machine has: pretend rust is missing and check the whole path."""
+    real = polyglot.toolchain
+
+    def fake(language: str) -> polyglot.Toolchain:
+        if language == "rust":
+            return polyglot.Toolchain("rust", "cargo not found (test)")
+        return real(language)
+
+    monkeypatch.setattr(polyglot, "toolchain", fake)
+    suite = PolyglotSuite(polyglot_path, languages=["python", "rust"])
+    with caplog.at_level(logging.WARNING, logger="exapt.tasks.polyglot"):
+        listed = list(suite.tasks())
+        list(suite.tasks())  # listed again: logged once only
+    assert {t.language for t in listed} == {"python"}
+    assert suite.skipped == {"rust": (19, "cargo not found (test)")}
+    assert caplog.text.count("skipping 19 rust task(s): cargo not found (test)") == 1
+    rust = next(t for t in suite.all_tasks() if t.language == "rust")
+    with pytest.raises(UnavailableError, match="cargo not found"):
+        suite.scorer().score(rust, as_bytes(rust.files), toolchain_factory(suite))
 
 
 def test_language_filter_and_bad_paths(polyglot_path: Path, tmp_path: Path) -> None:
@@ -217,6 +238,18 @@ def test_cpp_reference_passes_and_stub_fails(suite: PolyglotSuite, bwrap_ok: Non
     stub_fails_reference_passes(suite, task, toolchain_factory(suite))
 
 
+@pytest.mark.bwrap
+def test_java_reference_passes_and_stub_fails(suite: PolyglotSuite, bwrap_ok: None) -> None:
+    if toolchain("java").reason:
+        pytest.skip(f"java cannot be scored here: {toolchain('java').reason}")
+    task = next(t for t in by_language(suite, "java") if t.id.endswith("/bank-account"))
+    stub_fails_reference_passes(suite, task, toolchain_factory(suite))
+    # the failing test's message, not the framework's stack frames, is in the feedback
+    score = suite.scorer().score(task, as_bytes(task.files), toolchain_factory(suite))
+    assert "UnsupportedOperationException: Delete this statement" in score.feedback
+    assert "org.junit.jupiter.engine" not in score.feedback
+
+
 def _rust_reachable(suite: PolyglotSuite) -> str:
     """'' if cargo runs inside a sandbox with the suite's binds, else what went wrong."""
     chain = toolchain("rust")
@@ -247,7 +280,7 @@ REFERENCE_NEEDS_CRATES = {
 
 @pytest.mark.slow
 @pytest.mark.bwrap
-@pytest.mark.parametrize("language", ["cpp", "rust"])
+@pytest.mark.parametrize("language", ["cpp", "rust", "java"])
 def test_every_reference_passes_and_every_stub_fails(
     suite: PolyglotSuite, bwrap_ok: None, language: str
 ) -> None:
