@@ -34,6 +34,7 @@ from exapt.memory.embeddings import (
     LazyEmbedder,
     chroma_embedding_function,
     get_embedder,
+    register_chroma_function,
 )
 
 import exapt  # noqa: F401  (offline defaults, chromadb telemetry off)
@@ -90,6 +91,8 @@ def open_client(url: str | None = None) -> tuple[Any, str]:
     import chromadb
     from chromadb.config import Settings
 
+    # Registered before any collection is read, so Chroma can rebuild its function.
+    register_chroma_function()
     settings = Settings(anonymized_telemetry=False, allow_reset=False)
     if url and url.startswith(("http://", "https://")):
         parsed = urlparse(url)
