@@ -82,6 +82,10 @@ class AgentContext:
         }
         return render(self.spec.prompts, name, self.spec.name, **variables)
 
+    def message(self, name: str, /, **extra: Any) -> str:
+        """A rendered prompt as a chat message's text: without surrounding blank lines."""
+        return self.render(name, **extra).strip()
+
     def stop_reason(self, state: Any) -> str | None:
         """Why the next model call may not be made (a budget limit), or None."""
         return self.budget.stop_reason(

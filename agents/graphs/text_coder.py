@@ -26,8 +26,8 @@ def start(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     return {
         "messages": [
-            {"role": "system", "content": ctx.render("system")},
-            {"role": "user", "content": ctx.render("instance")},
+            {"role": "system", "content": ctx.message("system")},
+            {"role": "user", "content": ctx.message("instance")},
         ]
     }
 
@@ -61,7 +61,7 @@ def model(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     try:
         actions = parse_actions(reply.text)
     except FormatError as exc:
-        error = ctx.render("format_error", error=exc.message, reply=reply.text)
+        error = ctx.message("format_error", error=exc.message, reply=reply.text)
         ctx.recorder.note(error)
         update["messages"].append({"role": "user", "content": error})
         update["actions"] = []
@@ -74,7 +74,7 @@ def model(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
 
 def observe(ctx: AgentContext, call: ToolCall, observation: str) -> Message:
-    return {"role": "user", "content": ctx.render("observation", action=call, output=observation)}
+    return {"role": "user", "content": ctx.message("observation", action=call, output=observation)}
 
 
 def build(spec: AgentSpec) -> StateGraph[LoopState, AgentContext, LoopState, LoopState]:

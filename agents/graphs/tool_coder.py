@@ -21,8 +21,8 @@ def start(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     return {
         "messages": [
-            {"role": "system", "content": ctx.render("system")},
-            {"role": "user", "content": ctx.render("instance")},
+            {"role": "system", "content": ctx.message("system")},
+            {"role": "user", "content": ctx.message("instance")},
         ]
     }
 
@@ -34,7 +34,7 @@ def model(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     reply = ctx.chat(history(ctx, state["messages"]), tools=True)
     update = {**counters(reply), "messages": [reply.as_message()], "actions": reply.tool_calls}
     if not reply.tool_calls:
-        error = ctx.render("format_error", reply=reply.text)
+        error = ctx.message("format_error", reply=reply.text)
         ctx.recorder.note(error)
         update["messages"].append({"role": "user", "content": error})
     return update

@@ -40,7 +40,12 @@ def test_recollection_is_rendered_into_the_prompt_and_memory_learns(
     instance = model.calls[0]["messages"][1]["content"]
     assert "- Check the sign of the result before submitting.\n- second" in instance
     assert "third" not in instance  # cut to reflections_k
-    assert "def clamp(x, lo, hi):" in instance and "Run the code once" in instance
+    assert "def clamp(x, lo, hi):" in instance
+    # Insights are rules for every task: they go into the system prompt.
+    system = model.calls[0]["messages"][0]["content"]
+    assert system.endswith(
+        "Rules learned on earlier tasks:\n- Run the code once before submitting."
+    )
     assert attempt.workspace["skills.py"].startswith(b"def clamp")  # memory's files are seeded
     assert memory.recalled == [add_task.id]
     [(task, trajectory, score, workspace)] = memory.learned

@@ -39,7 +39,7 @@ def test_a_reply_without_an_action_gets_the_format_error_and_the_next_succeeds(
     assert model.calls[1]["messages"][-2] == {"role": "assistant", "content": prose}
     observation = model.calls[2]["messages"][-1]["content"]
     assert observation.startswith("Result of `str_replace`:\nreplaced 1 occurrence")
-    assert model.calls[3]["messages"][-1]["content"].endswith("stdout:\n5\n")
+    assert model.calls[3]["messages"][-1]["content"].endswith("exit code: 0\nstdout:\n5")
     tools = [s.input["name"] for s in attempt.trajectory.steps if s.kind == "tool"]
     assert tools == ["str_replace", "shell", "submit"]
 
