@@ -2,9 +2,10 @@
 parsed from plain text (format in ``text_actions``), one action run per reply.
 
 A reply without a valid action gets the ``format_error`` prompt, with the parser's message,
-as the next user message. Base models (``model.is_base``, no chat template) are driven by
-plain completion over a ``### User`` / ``### Assistant`` transcript of the same messages.
-Prompts: ``system``, ``instance``, ``format_error``, ``observation``.
+as the next user message. Base models (``model.is_base``) are driven by plain completion
+over a ``### User`` / ``### Assistant`` transcript of the same messages (graph option
+``use_chat: true`` sends them as chat anyway). Prompts: ``system``, ``instance``,
+``format_error`` (gets ``error``, ``reply``), ``observation`` (gets ``action``, ``output``).
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def transcript(messages: list[Message]) -> str:
 
 
 def ask(ctx: AgentContext, messages: list[Message]) -> ModelReply:
-    if ctx.model.is_base:
-        return ctx.complete(transcript(messages), stop=[TURN_STOP])
-    return ctx.chat(messages, tools=False)
+    """Chat, or for base models (graph option ``use_chat`` overrides) a plain completion."""
+    if ctx.option("use_chat", not ctx.model.is_base):
+        return ctx.chat(messages, tools=False)
+    return ctx.complete(transcript(messages), stop=[TURN_STOP])
 
 
 def model(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:

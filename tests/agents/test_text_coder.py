@@ -79,3 +79,15 @@ def test_a_base_model_gets_a_plain_transcript_through_complete(
     assert "### User\n# Task toy/add" in prompt
     assert "### Assistant\nThe minus should be a plus." in prompt
     assert prompt.endswith("### Assistant\n") and model.calls[1]["stop"] == ["\n### User"]
+
+
+def test_use_chat_option_sends_a_base_model_chat_messages(
+    add_task: Task, sandbox_factory: SandboxFactory, scorer: HiddenTestScorer
+) -> None:
+    spec = load_spec("text_coder")
+    spec = spec.with_changes(graph_options={**spec.graph_options, "use_chat": True})
+    model = ScriptedModel([EDIT, SUBMIT], supports_tools=False, is_base=True)
+    attempt = run_task(
+        add_task, spec=spec, model=model, sandbox=sandbox_factory, scorer=scorer, run_id="r1"
+    )
+    assert attempt.score.passed and [c["kind"] for c in model.calls] == ["chat", "chat"]
