@@ -214,6 +214,17 @@ class MemoryStore:
             )
         return existing
 
+    def open_extra(self, name: str) -> Any:
+        """Another collection in this memory's vector space (e.g. ``langgraph``), created
+        on first use and checked like the three of exapt's own."""
+        collection = self._open(name)
+        self.collections.setdefault(name, collection)
+        return collection
+
+    def extra_names(self) -> list[str]:
+        """Names of the collections beyond exapt's three in this database."""
+        return [c.name for c in self.client.list_collections() if c.name not in KINDS]
+
     def stored_embedder(self) -> str:
         return str(self.collections["reflections"].metadata.get("exapt_embedder"))
 
