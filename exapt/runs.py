@@ -388,10 +388,10 @@ class Run:
         if self.status != "running":
             return
         self.status = status
-        if status == "stopped":
-            self.stop_detail = detail
-        else:
+        if status == "failed":
             self.error = detail
+        else:
+            self.stop_detail = detail
 
     # --- files and the store -----------------------------------------------------------
 

@@ -155,8 +155,13 @@ def _execute(prepared: Run, json_out: bool) -> None:
     _epilogue(prepared, summary, err)
     code = EXIT_CODES.get(summary["status"], 1)
     if prepared.abandoned:  # worker threads are still inside attempts: do not wait for them
+        import atexit
+
         sys.stdout.flush()
         sys.stderr.flush()
+        # os._exit skips exit handlers; run them first, e.g. the one stopping a local model
+        # server, which would otherwise outlive us (private API, but stable since 3.0).
+        atexit._run_exitfuncs()
         os._exit(code)
     if code:
         raise typer.Exit(code)
@@ -243,11 +248,11 @@ def _epilogue(prepared: Run, summary: dict[str, Any], err: Console) -> None:
     if summary.get("error"):
         err.print(f"[bold red]error:[/] {summary['error']}", highlight=False)
     if summary["status"] != "done":
-        err.print(
-            f"[yellow]hint:[/] finish it with: exapt run --resume {prepared.run_id}"
-            + (" --max-... (a larger budget)" if summary["status"] == "stopped" else ""),
-            highlight=False,
-        )
+        again = f"exapt run --resume {prepared.run_id}"
+        if summary["status"] == "stopped":  # "budget: max_tokens=1000 reached ..." -> the flag
+            name = str(summary.get("stop_detail", "")).removeprefix("budget: ").split("=")[0]
+            again += f" --{name.replace('_', '-')} <a larger budget>"
+        err.print(f"[yellow]hint:[/] finish it with: {again}", highlight=False)
     err.print(f"summary: {prepared.run_dir / 'summary.json'}", highlight=False)
 
 

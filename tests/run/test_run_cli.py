@@ -188,6 +188,7 @@ def test_budget_stops_starting_tasks(
     assert "max_tokens" in summary["stop_detail"]
     assert summary["n_attempted"] == 1 and summary["n_tasks"] == 4  # ~175 tokens per task
     assert len(stored(home, summary["run_id"])) == 1
+    assert f"--resume {summary['run_id']} --max-tokens" in result.stderr
 
 
 def test_bad_options_are_config_errors(cli: Callable[..., Any], home: Path, tmp_path: Path) -> None:
@@ -286,5 +287,28 @@ def test_ctrl_c_interrupts_cleanly(
     assert proc.returncode == 130, err
     summary = json.loads(out)
     assert summary["status"] == "interrupted" and summary["n_attempted"] < 4
+    assert summary["error"] is None and "interrupted" in summary["stop_detail"]
     assert f"--resume {summary['run_id']}" in err
     assert len(stored(home, summary["run_id"])) == summary["n_attempted"]
+
+
+def test_second_ctrl_c_leaves_at_once(
+    exapt: Callable[..., Any], home: Path, tmp_path: Path, backend: str
+) -> None:
+    tasks = write_tasks(tmp_path / "tasks.jsonl", 3, test_prefix="sleep 8;")
+    script = match_script(tmp_path / "s.json", [0, 1, 2])
+    proc = exapt_process(
+        "run", "--suite", f"jsonl:{tasks}", "--model", f"scripted:{script}",
+        "--sandbox", backend, "--workers", "1", "--no-memory", "--json", home=home,
+    )  # fmt: skip
+    wait_stored(home, 1, proc)  # the second attempt now sleeps 8 s in its scorer
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    second = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    assert time.monotonic() - second < 5, "did not leave before the running attempt ended"
+    assert proc.returncode == 130, err
+    summary = json.loads(out)
+    assert summary["status"] == "interrupted" and summary["n_attempted"] == 1
+    assert len(stored(home, summary["run_id"])) == 1
