@@ -72,7 +72,10 @@ class AgentContext:
         return self.spec.graph_options.get(name, default)
 
     def render(self, name: str, /, **extra: Any) -> str:
-        """Render one of the spec's prompts with the task, memory, tools and options."""
+        """Render prompt ``name`` of the spec. Every prompt gets ``task`` (the public task as a
+        dict: id, suite, instruction, files, language, metadata), ``recollection`` (memory's
+        ``Recollection`` or None), ``tools`` (the ``Tool`` objects) and ``options`` (the graph
+        options), plus the graph's ``extra`` variables."""
         variables: dict[str, Any] = {
             "task": self.task.public(),
             "recollection": self.recollection,

@@ -2,7 +2,9 @@
 
 start -> model -> act -> model ... until ``submit`` or a budget limit. A reply without a
 tool call gets the ``format_error`` prompt as the next user message (errors steer the loop).
-Prompts: ``system``, ``instance``, ``format_error`` (and whatever they include).
+Prompts: ``system``, ``instance``, ``format_error`` (gets ``reply``, the text without a
+call), and whatever they include; every prompt gets ``task``, ``recollection``, ``tools``
+and ``options`` (see ``AgentContext.render``).
 """
 
 from __future__ import annotations
