@@ -109,7 +109,8 @@ def run_task(
             "memory_ids": recollection.ids if recollection else [],
         },
     )
-    files: dict[str, str | bytes] = {**task.files, **(recollection.files if recollection else {})}
+    # Memory adds files (e.g. skills.py); it never replaces one of the task's.
+    files: dict[str, str | bytes] = {**(recollection.files if recollection else {}), **task.files}
     box = sandbox(files)
     try:
         ctx = AgentContext(

@@ -15,7 +15,10 @@ RECOLLECTION = Recollection(
     reflections=["Check the sign of the result before submitting.", "second", "third", "fourth"],
     skills=["def clamp(x, lo, hi):\n    '''Clamp x into [lo, hi].'''"],
     insights=["Run the code once before submitting."],
-    files={"skills.py": "def clamp(x, lo, hi):\n    return max(lo, min(x, hi))\n"},
+    files={
+        "skills.py": "def clamp(x, lo, hi):\n    return max(lo, min(x, hi))\n",
+        "add.py": "raise SystemExit('memory must not replace a task file')\n",
+    },
     ids=["r1", "s1", "i1"],
 )
 
@@ -47,6 +50,7 @@ def test_recollection_is_rendered_into_the_prompt_and_memory_learns(
         "Rules learned on earlier tasks:\n- Run the code once before submitting."
     )
     assert attempt.workspace["skills.py"].startswith(b"def clamp")  # memory's files are seeded
+    assert attempt.score.passed  # ... but the task's own add.py was not replaced
     assert memory.recalled == [add_task.id]
     [(task, trajectory, score, workspace)] = memory.learned
     assert task.id == add_task.id
