@@ -82,8 +82,8 @@ class Cgroup:
     def remove(self) -> None:
         self.kill_all()
         for d in self.dirs.values():
-            # rmdir fails while a zombie is still being reaped; retry briefly.
-            for _ in range(100):
+            # rmdir fails while a zombie is still being reaped; retry (up to 3 s under load).
+            for _ in range(300):
                 try:
                     d.rmdir()
                     break

@@ -25,6 +25,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 from exapt.sandbox._cgroup import Cgroup
 from exapt.sandbox._process import Captured
@@ -44,28 +45,31 @@ done
 """
 
 
+# The same server for a container: requests and replies over FIFOs in the io folder (a
+# detached `docker exec` has no usable stdin/stdout).
+_SERVER_FIFO = 'exec < "/run/exapt/io/req" > "/run/exapt/io/rep"' + _SERVER
+
+
 class SessionDied(Exception):
     """The server inside is gone (a command killed it); start a new session."""
 
 
-class Session:
-    """One running bwrap + server; ``run`` executes one command (not thread-safe: the
-    sandbox holds a lock)."""
+class Channel(Protocol):
+    """How the host talks to a server: request lines out, reply lines in (``reply_fd``)."""
 
-    def __init__(
-        self,
-        argv: list[str],
-        *,
-        io_dir: Path,
-        cgroup: Cgroup,
-        owner: tuple[int, int] | None,
-        start_timeout: float = 20.0,
-    ) -> None:
-        self.io_dir = io_dir
-        self.cgroup = cgroup
-        self.owner = owner
-        self._n = 0
-        self._buf = b""
+    reply_fd: int
+
+    def send(self, data: bytes) -> None: ...
+
+    def alive(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class ProcessChannel:
+    """A server that is a host process (bwrap): its stdin and stdout."""
+
+    def __init__(self, argv: list[str]) -> None:
         # bwrap --die-with-parent follows the *thread* that started it: start it from one
         # long-lived thread, not from a pool worker that may exit while the session is used.
         self.proc = _SPAWNER.submit(
@@ -79,15 +83,91 @@ class Session:
             close_fds=True,
         ).result()
         assert self.proc.stdout is not None and self.proc.stdin is not None
-        self._out = self.proc.stdout.fileno()
-        os.set_blocking(self._out, False)
+        self.reply_fd = self.proc.stdout.fileno()
+        os.set_blocking(self.reply_fd, False)
+
+    def send(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError) as exc:
+            raise SessionDied("session ended") from exc
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, 9)
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=5)
+        for f in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(Exception):
+                f.close()  # type: ignore[union-attr]
+
+
+class FifoChannel:
+    """A server reached through ``io/req`` and ``io/rep`` FIFOs (docker). Opened O_RDWR on
+    our side so neither end blocks or reads EOF; liveness is checked through ``pids``."""
+
+    def __init__(self, io_dir: Path, owner: tuple[int, int] | None) -> None:
+        for name in ("req", "rep"):
+            os.mkfifo(io_dir / name, 0o600)
+            if owner is not None:
+                os.chown(io_dir / name, *owner)
+        self._req = os.open(io_dir / "req", os.O_RDWR | os.O_CLOEXEC)
+        self.reply_fd = os.open(io_dir / "rep", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.pids: set[int] = set()  # the server's processes, once known
+
+    def send(self, data: bytes) -> None:
+        os.write(self._req, data)
+
+    def alive(self) -> bool:
+        for pid in self.pids:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                return False
+            if stat.rpartition(")")[2].split()[0] in ("Z", "X"):
+                return False
+        return True
+
+    def close(self) -> None:
+        for fd in (self._req, self.reply_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class Session:
+    """One running server in a sandbox; ``run`` executes one command (not thread-safe: the
+    sandbox holds a lock). ``keepers`` are the cgroup's processes that make the session."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        io_dir: Path,
+        cgroup: Cgroup,
+        owner: tuple[int, int] | None,
+        start_timeout: float = 20.0,
+        spare: set[int] | None = None,
+    ) -> None:
+        self.channel = channel
+        self.io_dir = io_dir
+        self.cgroup = cgroup
+        self.owner = owner
+        self._n = 0
+        self._buf = b""
+        self._out = channel.reply_fd
+        self.spare = spare or set()  # never killed by us (docker's pid 1)
         try:
             line = self._read_line(time.monotonic() + start_timeout)
             if line != b"ready":
-                raise SessionDied(f"bwrap session did not start (got {line!r})")
+                raise SessionDied(f"session did not start (got {line!r})")
             # The processes that make the session; everything else in the cgroup is a command.
             self.keepers = set(cgroup.pids())
-            for pid in self.keepers:
+            for pid in self.keepers - self.spare:
                 # so the OOM killer takes the command, never the session
                 with contextlib.suppress(OSError):
                     Path(f"/proc/{pid}/oom_score_adj").write_text("-1000")
@@ -97,13 +177,13 @@ class Session:
 
     @property
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.channel.alive()
 
     def _read_line(self, deadline: float) -> bytes:
         while b"\n" not in self._buf:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise SessionDied("bwrap session did not answer")
+                raise SessionDied("session did not answer")
             sel = selectors.DefaultSelector()
             sel.register(self._out, selectors.EVENT_READ)
             try:
@@ -113,7 +193,7 @@ class Session:
             if ready:
                 chunk = os.read(self._out, 4096)
                 if not chunk:
-                    raise SessionDied("bwrap session ended")
+                    raise SessionDied("session ended")
                 self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
         return line.strip()
@@ -142,7 +222,7 @@ class Session:
     ) -> Captured:
         """Run the shell string ``cmd`` in ``cwd`` with exactly ``env``; see module doc."""
         if not self.alive:
-            raise SessionDied("bwrap session ended")
+            raise SessionDied("session ended")
         start = time.monotonic()
         self._n += 1
         n = str(self._n)
@@ -166,12 +246,7 @@ class Session:
             # Our own writers keep the FIFOs from reading as EOF before the command opens them.
             dummies = [os.open(d / n_, os.O_WRONLY | os.O_NONBLOCK) for n_ in ("out", "err")]
             fds += dummies
-            assert self.proc.stdin is not None
-            try:
-                self.proc.stdin.write(f"{n}\n".encode())
-                self.proc.stdin.flush()
-            except BrokenPipeError as exc:
-                raise SessionDied("bwrap session ended") from exc
+            self.channel.send(f"{n}\n".encode())
             return self._collect(n, reads, dummies, start, timeout, max_bytes)
         finally:
             for fd in fds:
@@ -220,7 +295,10 @@ class Session:
                     deadline = now + 3.0
                     continue
                 limit = (drain_until if drain_until is not None else deadline) - now
-                for key, _ in sel.select(max(0.0, min(limit, 0.2))):
+                events = sel.select(max(0.0, min(limit, 0.2)))
+                if not events and code is None and not self.channel.alive():
+                    died = True
+                for key, _ in events:
                     fd = int(key.fd)
                     if fd == self._out:
                         chunk = os.read(fd, 4096)
@@ -258,12 +336,52 @@ class Session:
         return Captured(code, out, err, timed_out, truncated, time.monotonic() - start)
 
     def close(self) -> None:
-        """Kill the whole session (bwrap's pid namespace dies with it)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, 9)
-        self.cgroup.kill_all()
-        with contextlib.suppress(Exception):
-            self.proc.wait(timeout=5)
-        for f in (self.proc.stdin, self.proc.stdout):
-            with contextlib.suppress(Exception):
-                f.close()  # type: ignore[union-attr]
+        """End the session: the server and every command (bwrap's pid namespace dies too)."""
+        self.channel.close()
+        self.kill_commands()
+        for pid in getattr(self, "keepers", set()) - self.spare:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, 9)
+
+
+class SessionBox(Protocol):
+    """What ``exec_in_session`` needs of a sandbox."""
+
+    _session: Session | None
+    cwd: str
+
+    def _start_session(self) -> Session: ...
+
+
+def exec_in_session(
+    box: SessionBox,
+    cmd: str | list[str],
+    *,
+    env: dict[str, str],
+    stdin: bytes | None,
+    timeout: float,
+    max_bytes: int,
+) -> Captured:
+    """Run ``cmd`` in ``box``'s session, starting one if there is none or it died; a
+    session a command killed is closed, to be restarted by the next call."""
+    if box._session is None or not box._session.alive:
+        if box._session is not None:
+            box._session.close()
+            box._session = None
+        box._session = box._start_session()
+    session = box._session
+    try:
+        cap = session.run(
+            cmd if isinstance(cmd, str) else shlex.join(cmd),
+            env=env,
+            cwd=box.cwd,
+            stdin=stdin,
+            timeout=timeout,
+            max_bytes=max_bytes,
+        )
+    except (SessionDied, OSError):
+        cap = Captured(137, b"", b"", False, False, 0.0)
+    if not session.alive:
+        session.close()  # killed from inside (kill -9 -1): restart next time
+        box._session = None
+    return cap

@@ -1,6 +1,11 @@
-"""The ``bwrap`` backend: each command in fresh bubblewrap namespaces. The default on Linux.
+"""The ``bwrap`` backend: bubblewrap namespaces. The default on Linux.
 
-Isolation per command: new pid/ipc/uts/net(/cgroup) namespaces (no network but an empty
+With a cgroup (root), a sandbox is one long-lived bubblewrap whose small server forks each
+command (``_session.py``: ~1 fork per command instead of new namespaces and ~15 mounts);
+``/tmp`` then lives as long as the sandbox (``reset`` empties it). Without one, or with
+``BwrapFreshSandbox``, every command gets a fresh bubblewrap.
+
+Isolation either way: new pid/ipc/uts/net(/cgroup) namespaces (no network but an empty
 loopback), the host's ``/usr`` read-only and a handful of ``/etc`` files (never passwd,
 shadow, ssh), a private ``/tmp`` tmpfs of ``Limits.disk_mb``, only ``/workspace`` writable,
 ``--die-with-parent``, ``--new-session`` (no terminal injection), an empty environment plus
@@ -8,7 +13,8 @@ shadow, ssh), a private ``/tmp`` tmpfs of ``Limits.disk_mb``, only ``/workspace`
 ``no_new_privs``: as root we drop privileges with ``setpriv`` inside the namespaces, because
 bwrap's own ``--uid`` would map to root outside. Limits: rlimits (cpu, file size) set by the
 session shell; memory and pids by a cgroup when the host allows one, else by rlimits.
-The whole tree dies with the pid namespace when the command ends or times out.
+Every process of a command is killed when it ends or times out (through the cgroup, or
+with the pid namespace of a fresh bubblewrap).
 
 Example:
     with BwrapSandbox(files={"a.py": "print(1)"}) as box:
@@ -20,7 +26,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import shlex
 import shutil
 import tempfile
 import threading
@@ -29,8 +34,15 @@ from pathlib import Path
 from typing import ClassVar
 
 from exapt.sandbox._host import HostSandbox
-from exapt.sandbox._process import Captured, session_script
-from exapt.sandbox._session import _SERVER, IO_INNER, Session, SessionDied
+from exapt.sandbox._process import session_script
+from exapt.sandbox._session import (
+    _SERVER,
+    IO_INNER,
+    ProcessChannel,
+    Session,
+    SessionDied,
+    exec_in_session,
+)
 from exapt.sandbox.base import DEFAULT_ENV, WORKSPACE, ExecResult, Limits, SandboxError
 
 from exapt.errors import ConfigError, UnavailableError
@@ -188,7 +200,9 @@ class BwrapSandbox(HostSandbox):
             CWD_FILE,
         ]
         try:
-            return Session(argv, io_dir=io_dir, cgroup=self.cgroup, owner=self.owner)
+            return Session(
+                ProcessChannel(argv), io_dir=io_dir, cgroup=self.cgroup, owner=self.owner
+            )
         except SessionDied as exc:
             raise SandboxError(f"bwrap: {exc}") from exc
 
@@ -210,25 +224,15 @@ class BwrapSandbox(HostSandbox):
         assert self.cgroup is not None
         with self._lock:
             self._check_open()
-            if self._session is None or not self._session.alive:
-                if self._session is not None:
-                    self._session.close()
-                self._session = self._start_session()
             oom_before = self.cgroup.oom_kills()
-            try:
-                cap = self._session.run(
-                    cmd if isinstance(cmd, str) else shlex.join(cmd),
-                    env={**DEFAULT_ENV, **(env or {})},
-                    cwd=self.cwd,
-                    stdin=stdin.encode() if isinstance(stdin, str) else stdin,
-                    timeout=timeout or self.limits.wall_s,
-                    max_bytes=self.limits.output_bytes,
-                )
-            except (SessionDied, OSError):
-                cap = Captured(137, b"", b"", False, False, 0.0)
-            if not self._session.alive:
-                self._session.close()  # killed from inside (kill -9 -1): restart next time
-                self._session = None
+            cap = exec_in_session(
+                self,
+                cmd,
+                env={**DEFAULT_ENV, **(env or {})},
+                stdin=stdin.encode() if isinstance(stdin, str) else stdin,
+                timeout=timeout or self.limits.wall_s,
+                max_bytes=self.limits.output_bytes,
+            )
             oom = self.cgroup.oom_kills() > oom_before
             self._update_cwd()
             return self._result(cap, oom)

@@ -1,4 +1,9 @@
-"""The ``docker`` backend: one long-lived container per session, one ``exec`` per command.
+"""The ``docker`` backend: one long-lived container per sandbox.
+
+Commands run through a small server in the container that forks each one (``_session.py``;
+no ``docker exec`` round trip per command) when the container's cgroup is visible on this
+host, which is how every command's processes are found and killed; otherwise (a remote
+engine, or ``DockerExecSandbox``) through one ``docker exec`` per command.
 
 The container (image ``exapt-sandbox:latest`` by default, built locally with
 ``exapt sandbox build-image``) runs as uid/gid 65534 with ``network_mode="none"``, all
@@ -6,8 +11,8 @@ capabilities dropped, ``no-new-privileges``, a read-only root, a ``/tmp`` tmpfs 
 ``Limits.disk_mb``, memory (swap included), CPU and pids limits, and the host workspace
 folder bind-mounted at ``/workspace`` (so host-side read/write/snapshot are the same
 symlink-safe code as bwrap's). Its pid 1 is a tiny Python reaper that ``kill -9 -1`` cannot
-kill. After every command, and on timeout, every other process of the sandbox user is
-killed, so nothing outlives ``exec``. Containers carry the label ``exapt.sandbox=1`` plus
+kill. After every command, and on timeout, every other process of the sandbox is killed
+(but the server), so nothing outlives ``exec``. Containers carry the label ``exapt.sandbox=1`` plus
 the owning host and pid; those of dead owners are removed by the next sandbox opened.
 
 Example:
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import struct
 import threading
@@ -27,8 +33,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from exapt.sandbox._cgroup import Cgroup
 from exapt.sandbox._host import HostSandbox
 from exapt.sandbox._process import Captured, session_script
+from exapt.sandbox._session import (
+    _SERVER_FIFO,
+    IO_INNER,
+    FifoChannel,
+    Session,
+    SessionDied,
+    exec_in_session,
+)
 from exapt.sandbox.base import DEFAULT_ENV, WORKSPACE, ExecResult, Limits, SandboxError
 
 from exapt.errors import ConfigError, UnavailableError
@@ -118,6 +133,8 @@ class DockerSandbox(HostSandbox):
 
     backend: ClassVar[str] = "docker"
     inner_root = WORKSPACE
+    #: a server in the container instead of one `docker exec` per command, when possible
+    fast: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -148,6 +165,7 @@ class DockerSandbox(HostSandbox):
         except docker.errors.ImageNotFound as exc:
             raise UnavailableError(f"docker image {self.image} not found", hint=BUILD_HINT) from exc
         self.container: Any = None
+        self._session: Session | None = None
         super().__init__(files, limits, use_cgroup=False)
         try:
             self._start(cpus)
@@ -157,6 +175,8 @@ class DockerSandbox(HostSandbox):
 
     def _start(self, cpus: float) -> None:
         lim = self.limits
+        self.io_dir = self.state / "io"
+        self.io_dir.mkdir(mode=0o755)
         mem = f"{lim.memory_mb}m"
         self.container = self._client.containers.run(
             self.image,
@@ -174,6 +194,7 @@ class DockerSandbox(HostSandbox):
             volumes={
                 str(self.workspace): {"bind": WORKSPACE, "mode": "rw"},
                 str(self.cwd_file): {"bind": CWD_FILE, "mode": "rw"},
+                str(self.io_dir): {"bind": IO_INNER, "mode": "ro"},
             },
             working_dir=WORKSPACE,
             environment=dict(DEFAULT_ENV),
@@ -231,11 +252,29 @@ class DockerSandbox(HostSandbox):
         """Run ``cmd`` in the container; see ``Sandbox.exec``. One command at a time."""
         if timeout is not None and timeout <= 0:
             raise SandboxError(f"timeout must be > 0, got {timeout}")
+        if isinstance(cmd, list) and not cmd:
+            raise SandboxError("empty argv")
         with self._lock:
             self._check_open()
-            argv = ["/bin/sh", "-c", _OUTER, "exapt", self._script, *self._session_args(cmd)]
             data = stdin.encode() if isinstance(stdin, str) else stdin
             before = self._oom_kills()
+            if self.session_mode:
+                try:
+                    cap = exec_in_session(
+                        self,
+                        cmd,
+                        env={**DEFAULT_ENV, **(env or {})},
+                        stdin=data,
+                        timeout=timeout or self.limits.wall_s,
+                        max_bytes=self.limits.output_bytes,
+                    )
+                except SandboxError:
+                    raise
+                except Exception as exc:  # engine gone, container removed underneath us
+                    raise SandboxError(f"docker exec failed: {exc}") from exc
+                self._update_cwd()
+                return self._result(cap, self._oom_kills() > before)
+            argv = ["/bin/sh", "-c", _OUTER, "exapt", self._script, *self._session_args(cmd)]
             try:
                 cap = self._run(
                     argv, {**DEFAULT_ENV, **(env or {})}, data, timeout or self.limits.wall_s
@@ -254,6 +293,52 @@ class DockerSandbox(HostSandbox):
 
     def _inner_cwd_file(self) -> str:
         return CWD_FILE
+
+    # -- session mode: a server in the container forks each command (no `docker exec`) --
+
+    @property
+    def session_mode(self) -> bool:
+        """Needs the container's cgroup on this host, to find and kill every command."""
+        return self.fast and self._procs_file is not None and self._reaper_pid > 0
+
+    def _start_session(self) -> Session:
+        assert self._procs_file is not None
+        for entry in self.io_dir.iterdir():  # what a dead session left
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink()
+        channel = FifoChannel(self.io_dir, self.owner)
+        try:
+            api = self._client.api
+            ex = api.exec_create(
+                self.container.id,
+                ["/bin/sh", "-c", _SERVER_FIFO, "exapt-server", self._script, CWD_FILE],
+                stdout=False,
+                stderr=False,
+                user=USER,
+                environment=dict(DEFAULT_ENV),
+                workdir=WORKSPACE,
+            )
+            api.exec_start(ex["Id"], detach=True)
+            dirs = {"pids": self._procs_file.parent}
+            if self._oom_file is not None:
+                dirs["memory"] = self._oom_file.parent
+            group = Cgroup(
+                dirs, 1 if self._oom_file is None or "oom_control" in self._oom_file.name else 2
+            )
+            session = Session(
+                channel,
+                io_dir=self.io_dir,
+                cgroup=group,
+                owner=self.owner,
+                spare={self._reaper_pid},
+            )
+        except SessionDied as exc:
+            channel.close()
+            raise SandboxError(f"docker: {exc}") from exc
+        channel.pids = session.keepers - {self._reaper_pid}
+        return session
 
     def _run(
         self, argv: list[str], env: dict[str, str], stdin: bytes | None, timeout: float
@@ -335,6 +420,9 @@ class DockerSandbox(HostSandbox):
         ``kill -9 -1`` exec; if even that cannot start (a fork bomb took every pid), by
         restarting the container (the workspace is a host folder and survives).
         """
+        if self._session is not None and self._session.alive:
+            self._session.kill_commands()
+            return
         if self._procs_file is not None:
             deadline = time.monotonic() + 3
             while time.monotonic() < deadline:
@@ -378,16 +466,38 @@ class DockerSandbox(HostSandbox):
         with self._lock:
             self._check_open()
             self._kill_all()
-            with contextlib.suppress(Exception):
-                self.container.exec_run(
-                    ["/bin/sh", "-c", "find /tmp -mindepth 1 -delete"], user=USER
-                )
+            clear_tmp = "find /tmp -mindepth 1 -delete"
+            if self._session is not None and self._session.alive:
+                with contextlib.suppress(SessionDied, OSError):
+                    self._session.run(
+                        clear_tmp,
+                        env=dict(DEFAULT_ENV),
+                        cwd=WORKSPACE,
+                        stdin=None,
+                        timeout=10,
+                        max_bytes=1000,
+                    )
+            else:
+                with contextlib.suppress(Exception):
+                    self.container.exec_run(["/bin/sh", "-c", clear_tmp], user=USER)
         super().reset(files)
 
     def close(self) -> None:
         """Remove the container (killing everything in it) and the workspace. Idempotent."""
+        session = getattr(self, "_session", None)
+        if session is not None:
+            session.channel.close()  # the container's removal ends the server
+            self._session = None
         container = getattr(self, "container", None)
         if container is not None and not self._closed:
             with contextlib.suppress(Exception):
                 container.remove(force=True)
         super().close()
+
+
+class DockerExecSandbox(DockerSandbox):
+    """One ``docker exec`` per command, never a session server (what ``docker`` falls back
+    to when the engine's cgroups are not visible, e.g. a remote engine). Open it as
+    ``open_sandbox("exapt.sandbox.docker:DockerExecSandbox")``."""
+
+    fast: ClassVar[bool] = False

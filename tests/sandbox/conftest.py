@@ -15,7 +15,7 @@ from exapt.sandbox import Limits, Sandbox, open_sandbox
 
 def require_backend(name: str) -> None:
     """Skip the calling test, naming what is missing, if backend ``name`` is unavailable."""
-    reason = _reasons().get("bwrap" if name == FRESH else name)
+    reason = _reasons().get({FRESH: "bwrap", DOCKER_EXEC: "docker"}.get(name, name))
     if reason is not None:
         pytest.skip(f"sandbox backend {name} unavailable: {reason}")
 
@@ -34,10 +34,12 @@ def _reasons() -> dict[str, str | None]:
 SMALL = Limits(wall_s=3, cpu_s=2, memory_mb=256, pids=64, disk_mb=16, output_bytes=100_000)
 
 FRESH = "exapt.sandbox.bwrap:BwrapFreshSandbox"  # bwrap without session mode
+DOCKER_EXEC = "exapt.sandbox.docker:DockerExecSandbox"  # docker without session mode
 ISOLATING = [
     pytest.param("bwrap", marks=pytest.mark.bwrap),
     pytest.param(FRESH, marks=pytest.mark.bwrap, id="bwrap-fresh"),
     pytest.param("docker", marks=pytest.mark.docker),
+    pytest.param(DOCKER_EXEC, marks=pytest.mark.docker, id="docker-exec"),
 ]
 ALL = [*ISOLATING, "local"]
 

@@ -27,9 +27,9 @@ def test_session_outlives_the_thread_that_started_it(session_box: BwrapSandbox) 
     thread.start()
     thread.join()
     assert session_box._session is not None
-    pid = session_box._session.proc.pid
+    pid = session_box._session.channel.proc.pid
     assert session_box.exec("echo alive").stdout == "alive\n"
-    assert session_box._session.proc.pid == pid
+    assert session_box._session.channel.proc.pid == pid
 
 
 def test_tmp_persists_in_a_session_and_reset_clears_it(session_box: BwrapSandbox) -> None:
