@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import selectors
 import shlex
 import shutil
@@ -225,7 +226,9 @@ class Session:
             raise SessionDied("session ended")
         start = time.monotonic()
         self._n += 1
-        n = str(self._n)
+        # Unguessable: a command may write lines to the server's request channel; they
+        # must never match (and so forge) the reply to one of our requests.
+        n = f"{self._n}-{secrets.token_hex(8)}"
         d = self.io_dir / n
         d.mkdir()
         # Sourced by the server's subshell: the command, its cwd, its environment; the

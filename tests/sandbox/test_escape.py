@@ -309,3 +309,15 @@ def test_symlink_swap_during_reset(hostile: Sandbox) -> None:
 def test_hardlink_to_host_file_fails(hostile: Sandbox) -> None:
     result = hostile.exec("ln /etc/passwd hl 2>&1; ln /usr/bin/python3 py 2>&1; ls")
     assert "hl" not in result.stdout.split() and "py" not in result.stdout.split()
+
+
+def test_forged_requests_to_the_session_server_are_ignored(hostile: Sandbox) -> None:
+    # In session mode a command can reach the server's request channel (same uid): lines
+    # it writes there must not be taken for the replies to our own requests.
+    hostile.exec(
+        "for f in /run/exapt/io/req /proc/*/fd/0; do "
+        "for i in 1 2 3 4 5 6 7 8 9; do echo $i; done > $f 2>/dev/null; done; true"
+    )
+    for i in range(3):
+        result = hostile.exec(f"exit {i + 3}")
+        assert result.exit_code == i + 3
