@@ -28,29 +28,42 @@ from langgraph.runtime import Runtime
 
 STOP = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert "]
 
-# Runs inside the sandbox: import the file, bind the entry point, run each visible test.
+# Runs inside the sandbox: run the file, bind the entry point, run each visible test; on a
+# failed `assert X == Y` it shows what X was, the most useful hint for the next sample.
 HARNESS = """
-import json, sys, traceback
+import json, sys
 path, entry, tests = json.loads(sys.stdin.readline())
 ns = {"__name__": "solution"}
-exec(compile(open(path).read(), path, "exec"), ns)
-if entry:
-    ns["candidate"] = ns[entry]
+try:
+    exec(compile(open(path).read(), path, "exec"), ns)
+    if entry:
+        ns["candidate"] = ns[entry]
+except BaseException as exc:
+    print(f"{path} does not run: {type(exc).__name__}: {exc}")
+    sys.exit(1)
 for test in tests:
+    test = test.strip()
     try:
         exec(test, ns)
     except AssertionError:
-        print(f"FAILED: {test.strip()}")
+        got = ""
+        if test.startswith("assert ") and " == " in test:
+            try:
+                got = f" (got {eval(test[7:].split(' == ')[0], ns)!r})"
+            except BaseException:
+                pass
+        print(f"FAILED: {test}{got}")
         sys.exit(1)
-    except Exception as exc:
-        print(f"ERROR in {test.strip()}: {type(exc).__name__}: {exc}")
+    except BaseException as exc:
+        print(f"ERROR in {test}: {type(exc).__name__}: {exc}")
         sys.exit(1)
 print("all visible checks passed")
 """
 
 
 class Candidate(TypedDict):
-    code: str
+    code: str  # the whole file
+    completion: str  # the model's part of it
     passed: bool
     feedback: str
 
@@ -61,7 +74,7 @@ class CompletionState(TypedDict):
     tokens: Annotated[int, operator.add]
     cost_usd: Annotated[float, operator.add]
     rounds: Annotated[int, operator.add]  # sample -> check rounds done
-    drafts: NotRequired[list[str]]  # the assembled code of this round's samples, unchecked
+    drafts: NotRequired[list[str]]  # this round's completions, not yet checked
     done: NotRequired[bool]  # a candidate passed, or no retries are left
     stop_reason: NotRequired[str]
 
@@ -95,15 +108,19 @@ def sample(state: CompletionState, runtime: Runtime[AgentContext]) -> dict[str, 
     for reply in replies:
         for key, value in counters(reply).items():
             update[key] += value
-    return {**update, "drafts": [source + reply.text.rstrip() + "\n" for reply in replies]}
+    return {**update, "drafts": [reply.text.rstrip() + "\n" for reply in replies]}
 
 
-def run_checks(ctx: AgentContext, code: str) -> Candidate:
-    """Write ``code`` to the file and run the visible checks on it in the agent's sandbox."""
+def run_checks(ctx: AgentContext, completion: str) -> Candidate:
+    """Write the file completed by ``completion`` and run the visible checks on it in the
+    agent's sandbox."""
     path, tests = target_file(ctx), visible_tests(ctx)
+    code = ctx.task.files.get(path, "") + completion
     ctx.sandbox.write(path, code)
     if not tests:  # nothing to check against: the sample stands as it is
-        return Candidate(code=code, passed=True, feedback="no visible checks")
+        return Candidate(
+            code=code, completion=completion, passed=True, feedback="no visible checks"
+        )
     payload = json.dumps([path, ctx.task.metadata.get("entry_point", ""), tests]) + "\n"
     timeout = float(ctx.option("check_timeout_s", 10.0))
     result = ctx.sandbox.exec(["python3", "-c", HARNESS], stdin=payload, timeout=timeout)
@@ -112,14 +129,14 @@ def run_checks(ctx: AgentContext, code: str) -> Candidate:
     else:
         feedback = cut((result.stdout + result.stderr).strip(), 2000)
     ctx.recorder.note(feedback, check="visible", passed=result.ok)
-    return Candidate(code=code, passed=result.ok, feedback=feedback)
+    return Candidate(code=code, completion=completion, passed=result.ok, feedback=feedback)
 
 
 def check(state: CompletionState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     checked: list[Candidate] = []
-    for code in state.get("drafts", []):
-        checked.append(run_checks(ctx, code))
+    for completion in state.get("drafts", []):
+        checked.append(run_checks(ctx, completion))
         if checked[-1]["passed"]:
             break
     last_round = state["rounds"] + 1 > int(ctx.option("retries", 2))

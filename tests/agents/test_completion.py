@@ -51,7 +51,7 @@ def test_retries_after_a_visible_check_failure_and_the_second_sample_passes(
     # The retry prompt carries the failed attempt and its error as Python comments.
     assert second["prompt"].endswith(PROMPT)
     assert "#     return a - b" in second["prompt"]
-    assert "# FAILED: assert add(2, 3) == 5" in second["prompt"]
+    assert "# FAILED: assert add(2, 3) == 5 (got -1)" in second["prompt"]
     assert "unrelated" not in second["prompt"]
     checks = [s for s in attempt.trajectory.steps if s.kind == "note"]
     assert [c.input["passed"] for c in checks] == [False, True]
@@ -154,3 +154,19 @@ def test_samples_never_exceed_the_step_budget(
     )
     assert len(model.calls) == 6  # a round of 4, then 2 of the next round's 4
     assert attempt.trajectory.result.stop_reason == "max_steps"
+
+
+def test_a_sample_that_does_not_run_is_reported_as_such(
+    completion_task: Task, sandbox_factory: SandboxFactory, scorer: HiddenTestScorer
+) -> None:
+    model = ScriptedModel(["    return a +\n", "    return a + b\n"], is_base=True)
+    attempt = run_task(
+        completion_task,
+        spec=load_spec("completion"),
+        model=model,
+        sandbox=sandbox_factory,
+        scorer=scorer,
+        run_id="r1",
+    )
+    assert "# solution.py does not run: SyntaxError" in model.calls[1]["prompt"]
+    assert attempt.score.passed
