@@ -312,3 +312,53 @@ def test_second_ctrl_c_leaves_at_once(
     summary = json.loads(out)
     assert summary["status"] == "interrupted" and summary["n_attempted"] == 1
     assert len(stored(home, summary["run_id"])) == 1
+
+
+def test_agent_spec_file_is_used_and_named_in_the_summary(
+    cli: Callable[..., Any], home: Path, tmp_path: Path, backend: str
+) -> None:
+    import yaml
+    from exapt.agents import load_spec
+
+    spec = load_spec("tool_coder").model_copy(update={"name": "my_coder"})
+    path = tmp_path / "my_coder.yaml"
+    path.write_text(spec.to_yaml())
+    tasks = write_tasks(tmp_path / "tasks.jsonl", 1)
+    script = match_script(tmp_path / "s.json", [0])
+    _, summary = run_json(
+        cli, "--suite", f"jsonl:{tasks}", "--model", f"scripted:{script}",
+        "--sandbox", backend, "--agent", str(path),
+    )  # fmt: skip
+    assert (summary["agent"], summary["variant_id"]) == ("my_coder", spec.variant_id())
+    assert summary["n_passed"] == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "graph": "nope"}))
+    result = cli("run", "--suite", f"jsonl:{tasks}", "--agent", str(bad), "--no-memory")
+    assert isinstance(result.exception, ConfigError) and "bad.yaml" in str(result.exception)
+
+
+@pytest.mark.slow
+def test_local_checkpoint_end_to_end(
+    exapt: Callable[..., Any], home: Path, tmp_path: Path, backend: str
+) -> None:
+    """`local:PATH` through the real server, the completion agent, sandbox and scorer (a tiny
+    random model: it fails, but every part runs and the attempt is stored)."""
+    from exapt.agents import load_spec
+    from exapt.agents.models.tiny import build_tiny_checkpoint
+
+    checkpoint = build_tiny_checkpoint(tmp_path / "tiny")
+    spec = load_spec("completion")
+    options = {**spec.graph_options, "max_new_tokens": 8, "retries": 0}
+    agent = tmp_path / "fast.yaml"
+    agent.write_text(spec.model_copy(update={"graph_options": options}).to_yaml())
+    result = exapt(
+        "run", "--suite", "humaneval", "--limit", "1", "--model", f"local:{checkpoint}",
+        "--agent", str(agent), "--sandbox", backend, "--no-memory", "--json", timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["status"], summary["n_attempted"]) == ("done", 1)
+    assert summary["agent"] == "completion"
+    assert summary["tokens_out"] > 0
+    [attempt] = stored(home, summary["run_id"]).values()
+    assert attempt.steps[0].kind == "model" and "prompt" in attempt.steps[0].input
