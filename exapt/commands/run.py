@@ -41,7 +41,7 @@ def run(
         typer.Option(help="humaneval | polyglot:PATH | jsonl:PATH (required unless --resume)"),
     ] = None,
     split: Annotated[
-        str | None, typer.Option(help="train | dev | test | all (by task-id hash) [default: all]")
+        str | None, typer.Option(help="train | dev | test | all (by task-id hash) (default: all)")
     ] = None,
     limit: Annotated[
         int | None, typer.Option(help="run only the first N tasks after the split")
@@ -49,7 +49,7 @@ def run(
     model: Annotated[
         str | None,
         typer.Option(
-            help="local | local:PATH | a litellm model string | scripted:PATH [default: local]"
+            help="local | local:PATH | a litellm model string | scripted:PATH (default: local)"
         ),
     ] = None,
     api_base: Annotated[
@@ -57,25 +57,25 @@ def run(
     ] = None,
     agent: Annotated[
         str | None,
-        typer.Option(help="agent spec YAML or built-in name [default: the best for the model]"),
+        typer.Option(help="agent spec YAML or built-in name (default: the best for the model)"),
     ] = None,
     sandbox: Annotated[
-        str | None, typer.Option(help="sandbox backend [default: the best available]")
+        str | None, typer.Option(help="sandbox backend (default: the best available)")
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(help="parallel attempts [default: 4 for local, 8 remote, 1 scripted]"),
+        typer.Option(help="parallel attempts (default: 4 for local, 8 remote, 1 scripted)"),
     ] = None,
     trials: Annotated[
         int | None,
-        typer.Option(help="attempts per task; failed tasks retry with reflections [default: 1]"),
+        typer.Option(help="attempts per task; failed tasks retry with reflections (default: 1)"),
     ] = None,
     memory: Annotated[
         bool | None,
-        typer.Option("--memory/--no-memory", help="long-term memory [default: on when installed]"),
+        typer.Option("--memory/--no-memory", help="long-term memory (default: on when installed)"),
     ] = None,
     memory_url: Annotated[
-        str | None, typer.Option(help="Chroma server http://HOST:PORT [default: the home folder]")
+        str | None, typer.Option(help="Chroma server http://HOST:PORT (default: the home folder)")
     ] = None,
     max_cost_usd: Annotated[
         float | None, typer.Option(help="run budget in USD: stop starting tasks when reached")

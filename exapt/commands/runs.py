@@ -106,7 +106,7 @@ def list_runs(json_out: JsonFlag = False) -> None:
 def show(
     run_id: Annotated[str, typer.Argument(help="a run id from `exapt runs list`")],
     task: Annotated[str | None, typer.Option(help="show this task's attempts step by step")] = None,
-    full: Annotated[bool, typer.Option(help="do not shorten long messages")] = False,
+    full: Annotated[bool, typer.Option("--full", help="do not shorten long messages")] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """A run's summary and per-task table; with --task, every step of that task's attempts."""
