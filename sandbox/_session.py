@@ -39,7 +39,7 @@ s=$1; cwdf=$2
 echo ready
 while IFS= read -r n; do
   d=/run/exapt/io/$n
-  ( . "$d/req" && set -- /workspace "$__w" "$cwdf" sh "$__c" && eval "$s" ) \
+  ( . "$d/req" && set -- /workspace "$__w" "$cwdf" "$__m" "$@" && eval "$s" ) \
     < "$d/in" > "$d/out" 2> "$d/err"
   echo "$n $?"
 done
@@ -213,7 +213,7 @@ class Session:
 
     def run(
         self,
-        cmd: str,
+        cmd: str | list[str],
         *,
         env: dict[str, str],
         cwd: str,
@@ -221,7 +221,7 @@ class Session:
         timeout: float,
         max_bytes: int,
     ) -> Captured:
-        """Run the shell string ``cmd`` in ``cwd`` with exactly ``env``; see module doc."""
+        """Run ``cmd`` (a shell string or an argv) in ``cwd`` with ``env``; see module doc."""
         if not self.alive:
             raise SessionDied("session ended")
         start = time.monotonic()
@@ -233,7 +233,13 @@ class Session:
         d.mkdir()
         # Sourced by the server's subshell: the command, its cwd, its environment; the
         # server's own variables are dropped so the command sees only its own.
-        lines = [f"__c={shlex.quote(cmd)}", f"__w={shlex.quote(cwd)}", "unset n d"]
+        argv = [cmd] if isinstance(cmd, str) else cmd
+        lines = [
+            f"set -- {shlex.join(argv)}",
+            f"__m={'sh' if isinstance(cmd, str) else 'argv'}",
+            f"__w={shlex.quote(cwd)}",
+            "unset n d",
+        ]
         # On top of the server's environment, DEFAULT_ENV (bwrap --clearenv --setenv).
         lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items() if k.isidentifier()]
         (d / "req").write_text("\n".join(lines) + "\n")
@@ -375,7 +381,7 @@ def exec_in_session(
     session = box._session
     try:
         cap = session.run(
-            cmd if isinstance(cmd, str) else shlex.join(cmd),
+            cmd,
             env=env,
             cwd=box.cwd,
             stdin=stdin,
