@@ -256,3 +256,36 @@ def test_doctor_json() -> None:
     assert proc.returncode == (0 if data["default_backend"] else 1)
     for info in data["backends"].values():
         assert info["ok"] == (info["reason"] is None)
+
+
+def test_doctor_and_exec_name_what_is_missing() -> None:
+    import os
+
+    env = {**os.environ, "PATH": "/nonexistent", "DOCKER_HOST": "unix:///nonexistent.sock"}
+    run = [sys.executable, "-c", "from exapt.cli import main; main()"]
+    proc = subprocess.run([*run, "doctor", "--json"], capture_output=True, text=True, env=env)
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 1 and data["default_backend"] is None
+    assert "apt-get install -y bubblewrap" in data["backends"]["bwrap"]["reason"]
+    assert "dockerd" in data["backends"]["docker"]["reason"]
+    proc = subprocess.run(
+        [*run, "sandbox", "exec", "--", "true"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 2 and "bubblewrap" in proc.stderr and "hint:" in proc.stderr
+
+
+@pytest.mark.docker
+def test_docker_reason_names_the_build_command(need: Callable[[str], None]) -> None:
+    from exapt.sandbox import docker
+
+    need("docker")
+    reason = docker.unavailable_reason("exapt-no-such-image:0")
+    assert reason is not None and "exapt sandbox build-image" in reason
+
+
+def test_apt_mirror_is_read_from_sources() -> None:
+    from exapt.sandbox.image import apt_mirror, build_image
+
+    assert apt_mirror().startswith("http")
+    with pytest.raises(ConfigError):
+        build_image("Bad Name!")
