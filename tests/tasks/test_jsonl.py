@@ -122,3 +122,9 @@ def test_timeout_is_reward_0_with_feedback(tmp_path: Path, factory: SandboxFacto
     task = next(JsonlSuite(write_lines(tmp_path / "t.jsonl", record)).tasks())
     score = CommandScorer().score(task, {}, factory)
     assert score.reward == 0.0 and "timed out after 2 s" in score.feedback
+
+
+def test_limits_cover_the_longest_timeout(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "t.jsonl", ADD, {**ADD, "id": "demo/slow", "timeout_s": 200})
+    limits = JsonlSuite(path).limits()
+    assert limits.wall_s == 200 and limits.cpu_s >= 200

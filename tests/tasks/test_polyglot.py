@@ -280,6 +280,7 @@ REFERENCE_NEEDS_CRATES = {
 
 @pytest.mark.slow
 @pytest.mark.bwrap
+@pytest.mark.timeout(3600)  # cpp and java: ~20-50 s a build on 2 shared cores
 @pytest.mark.parametrize("language", ["cpp", "rust", "java"])
 def test_every_reference_passes_and_every_stub_fails(
     suite: PolyglotSuite, bwrap_ok: None, language: str
