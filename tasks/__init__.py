@@ -14,11 +14,10 @@ who is evaluated.
 
 from __future__ import annotations
 
+from exapt.errors import ConfigError
 from exapt.tasks.base import SandboxFactory, Score, Scorer, Suite, Task
 from exapt.tasks.command import sandbox_factory, suite_sandbox_factory
 from exapt.tasks.splits import SPLITS, split_of, split_tasks
-
-from exapt.errors import ConfigError
 
 #: Suite names ``load_suite`` understands; ``PATH`` is a file or folder on this machine.
 SUITES: tuple[str, ...] = ("humaneval", "polyglot:PATH", "jsonl:PATH")

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from exapt.sandbox.base import Sandbox
 from pydantic import BaseModel, ConfigDict, Field
+
+from exapt.sandbox.base import Sandbox
 
 
 class Task(BaseModel):

@@ -22,10 +22,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from exapt.errors import ExaptError
 from exapt.sandbox.base import ExecResult, Limits, Sandbox
 from exapt.tasks.base import SandboxFactory, Score, Task
-
-from exapt.errors import ExaptError
 
 DEFAULT_TIMEOUT_S = 60.0
 FEEDBACK_BYTES = 2000

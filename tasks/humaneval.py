@@ -27,11 +27,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from exapt.errors import ExaptError, UnavailableError
 from exapt.sandbox.base import Limits
 from exapt.tasks.base import SandboxFactory, Score, Task
 from exapt.tasks.command import broken, run_fresh, score_result, tail
-
-from exapt.errors import ExaptError, UnavailableError
 
 SUITE = "humaneval"
 SOLUTION = "solution.py"

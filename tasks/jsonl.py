@@ -39,11 +39,10 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from exapt.errors import ConfigError
 from exapt.sandbox.base import Limits
 from exapt.tasks.base import Task
 from exapt.tasks.command import DEFAULT_TIMEOUT_S, CommandScorer
-
-from exapt.errors import ConfigError
 
 REQUIRED = ("id", "instruction", "tests", "test_command")
 OPTIONAL = ("files", "language", "timeout_s", "metadata")

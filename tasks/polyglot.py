@@ -34,12 +34,11 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePosixPath
 
+from exapt.errors import ConfigError, UnavailableError
 from exapt.sandbox.base import Limits
 from exapt.tasks import minijest
 from exapt.tasks.base import SandboxFactory, Score, Task
 from exapt.tasks.command import CommandScorer
-
-from exapt.errors import ConfigError, UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -418,18 +417,26 @@ def read_jsonl(path: Path) -> list[Exercise]:
 def reference_solution(exercise: Exercise) -> dict[str, str]:
     """The example solution mapped onto the stub paths it replaces.
 
-    ``.meta/example.py`` -> the one ``.py`` stub; ``.meta/src/reference/java/Foo.java`` ->
-    ``src/main/java/Foo.java`` (same file name first, else the one stub with the same suffix).
+    A reference file replaces the stub of the same file name (``Poker.java``); else the one
+    stub with its suffix that no other reference file names (``.meta/example.py`` -> the
+    ``.py`` stub, ``.meta/example.rs`` -> ``src/lib.rs``); else it is a helper of its own
+    (Java's ``Frame.java``) and goes beside the stubs with its suffix.
     """
+    stubs = [PurePosixPath(p) for p in exercise.solution_files]
+    refs = [PurePosixPath(p) for p in exercise.reference_files]
+    ref_names = {ref.name for ref in refs}
     mapped: dict[str, str] = {}
-    for ref_path, text in exercise.reference_files.items():
-        ref = PurePosixPath(ref_path)
-        same_name = [s for s in exercise.solution_files if PurePosixPath(s).name == ref.name]
-        same_suffix = [s for s in exercise.solution_files if PurePosixPath(s).suffix == ref.suffix]
+    for ref in refs:
+        text = exercise.reference_files[ref.as_posix()]
+        same_name = [stub for stub in stubs if stub.name == ref.name]
+        free = [stub for stub in stubs if stub.suffix == ref.suffix and stub.name not in ref_names]
+        beside = [stub for stub in stubs if stub.suffix == ref.suffix]
         if len(same_name) == 1:
-            mapped[same_name[0]] = text
-        elif len(same_suffix) == 1:
-            mapped[same_suffix[0]] = text
+            mapped[same_name[0].as_posix()] = text
+        elif len(free) == 1 and free[0].as_posix() not in mapped:
+            mapped[free[0].as_posix()] = text
+        elif beside:
+            mapped[(beside[0].parent / ref.name).as_posix()] = text
     return mapped
 
 

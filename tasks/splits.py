@@ -13,9 +13,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from exapt.tasks.base import Task
-
 from exapt.errors import ConfigError
+from exapt.tasks.base import Task
 
 SPLITS: tuple[str, ...] = ("train", "dev", "test", "all")
 

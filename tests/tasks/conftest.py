@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from exapt.sandbox import Limits, Sandbox
 from exapt.tasks import SandboxFactory, sandbox_factory
 

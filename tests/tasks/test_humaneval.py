@@ -7,6 +7,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from exapt.errors import ConfigError
 from exapt.tasks import SandboxFactory, Task, load_suite
 from exapt.tasks.humaneval import (
     KNOWN_WRONG,
@@ -15,8 +17,6 @@ from exapt.tasks.humaneval import (
     check_visible,
     visible_tests,
 )
-
-from exapt.errors import ConfigError
 
 from .conftest import Recorder
 

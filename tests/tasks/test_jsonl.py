@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from exapt.errors import ConfigError
 from exapt.tasks import SandboxFactory, load_suite
 from exapt.tasks.command import CommandScorer
 from exapt.tasks.jsonl import JsonlSuite
-
-from exapt.errors import ConfigError
 
 from .conftest import Recorder
 

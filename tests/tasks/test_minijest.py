@@ -6,6 +6,7 @@ import re
 import shutil
 
 import pytest
+
 from exapt.tasks import SandboxFactory, minijest
 
 SPEC = """\

@@ -8,6 +8,8 @@ import logging
 from pathlib import Path
 
 import pytest
+
+from exapt.errors import ConfigError, UnavailableError
 from exapt.tasks import SandboxFactory, Task, load_suite, polyglot, suite_sandbox_factory
 from exapt.tasks.polyglot import (
     LANGUAGES,
@@ -17,8 +19,6 @@ from exapt.tasks.polyglot import (
     reference_workspace,
     toolchain,
 )
-
-from exapt.errors import ConfigError, UnavailableError
 
 from .conftest import Recorder, as_bytes
 
@@ -303,3 +303,13 @@ def test_every_reference_passes_and_every_stub_fails(
         except AssertionError as exc:
             failures.append(str(exc)[:500])
     assert failures == []
+
+
+def test_reference_helpers_go_beside_the_stubs(suite: PolyglotSuite) -> None:
+    bowling = next(t for t in suite.all_tasks() if t.id == "polyglot/java/bowling")
+    reference = bowling.hidden["reference"]
+    assert set(reference) == {"src/main/java/BowlingGame.java", "src/main/java/Frame.java"}
+    assert "class Frame" in reference["src/main/java/Frame.java"]
+    assert "class BowlingGame" in reference["src/main/java/BowlingGame.java"]
+    python = next(t for t in suite.all_tasks() if t.id == "polyglot/python/affine-cipher")
+    assert set(python.hidden["reference"]) == {"affine_cipher.py"}  # .meta/example.py

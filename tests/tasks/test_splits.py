@@ -6,9 +6,9 @@ import random
 from collections import Counter
 
 import pytest
-from exapt.tasks import Task, load_suite, split_of, split_tasks
 
 from exapt.errors import ConfigError
+from exapt.tasks import Task, load_suite, split_of, split_tasks
 
 
 def _tasks(n: int, prefix: str = "t") -> list[Task]:
