@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from exapt.errors import ConfigError, UnavailableError
+from exapt.registry import resolve
 from exapt.sandbox.base import (
     DEFAULT_ENV,
     WORKSPACE,
@@ -18,9 +20,6 @@ from exapt.sandbox.base import (
     Sandbox,
     SandboxError,
 )
-
-from exapt.errors import ConfigError, UnavailableError
-from exapt.registry import resolve
 
 #: short name -> class; a dotted path ``module:Class`` works too (exapt.registry.resolve).
 BACKENDS: dict[str, str] = {

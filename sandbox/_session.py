@@ -135,8 +135,10 @@ class FifoChannel:
         return True
 
     def close(self) -> None:
-        for fd in (self._req, self.reply_fd):
-            with contextlib.suppress(OSError):
+        """Idempotent: each fd is closed once (a second close could hit a reused number)."""
+        fds, self._req, self.reply_fd = (self._req, self.reply_fd), -1, -1
+        for fd in fds:
+            if fd >= 0:
                 os.close(fd)
 
 
@@ -244,23 +246,23 @@ class Session:
         lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items() if k.isidentifier()]
         (d / "req").write_text("\n".join(lines) + "\n")
         (d / "in").write_bytes(stdin or b"")
-        fds: list[int] = []
+        reads: list[int] = []
+        dummies: list[int] = []
         try:
             for name in ("out", "err"):
                 os.mkfifo(d / name, 0o600)
                 if self.owner is not None:
                     os.chown(d / name, *self.owner)
-            reads = [os.open(d / n_, os.O_RDONLY | os.O_NONBLOCK) for n_ in ("out", "err")]
-            fds += reads
+            for name in ("out", "err"):
+                reads.append(os.open(d / name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
             # Our own writers keep the FIFOs from reading as EOF before the command opens them.
-            dummies = [os.open(d / n_, os.O_WRONLY | os.O_NONBLOCK) for n_ in ("out", "err")]
-            fds += dummies
+            for name in ("out", "err"):
+                dummies.append(os.open(d / name, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
             self.channel.send(f"{n}\n".encode())
             return self._collect(n, reads, dummies, start, timeout, max_bytes)
         finally:
-            for fd in fds:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            for fd in reads + dummies:  # each exactly once: a double close could hit
+                os.close(fd)  # another thread's fd (subprocess pipes)
             shutil.rmtree(d, ignore_errors=True)
 
     def _collect(
@@ -287,9 +289,8 @@ class Session:
                 if code is not None or died:
                     if drain_until is None:
                         self.kill_commands()  # orphans: nothing outlives the command
-                        for fd in dummies:
-                            os.close(fd)
-                        dummies.clear()
+                        while dummies:  # popped, so run()'s cleanup cannot close them twice
+                            os.close(dummies.pop())
                         drain_until = time.monotonic() + 1.0
                     if not any(fd in bufs for fd in (k.fd for k in sel.get_map().values())):
                         break

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from exapt.errors import ConfigError, UnavailableError
 from exapt.sandbox._host import HostSandbox
 from exapt.sandbox._process import session_script
 from exapt.sandbox._session import (
@@ -44,8 +45,6 @@ from exapt.sandbox._session import (
     exec_in_session,
 )
 from exapt.sandbox.base import DEFAULT_ENV, WORKSPACE, ExecResult, Limits, SandboxError
-
-from exapt.errors import ConfigError, UnavailableError
 
 SETPRIV = "/usr/bin/setpriv"
 CWD_FILE = "/run/exapt/cwd"

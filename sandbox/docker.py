@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from exapt.errors import ConfigError, UnavailableError
 from exapt.sandbox._cgroup import Cgroup
 from exapt.sandbox._host import HostSandbox
 from exapt.sandbox._process import Captured, session_script
@@ -45,8 +46,6 @@ from exapt.sandbox._session import (
     exec_in_session,
 )
 from exapt.sandbox.base import DEFAULT_ENV, WORKSPACE, ExecResult, Limits, SandboxError
-
-from exapt.errors import ConfigError, UnavailableError
 
 DEFAULT_IMAGE = "exapt-sandbox:latest"
 LABEL = "exapt.sandbox"

@@ -20,9 +20,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from exapt.sandbox.docker import DEFAULT_IMAGE, _docker_client
-
 from exapt.errors import ConfigError, UnavailableError
+from exapt.sandbox.docker import DEFAULT_IMAGE, _docker_client
 
 DEFAULT_SUITE = "bookworm"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"

@@ -19,11 +19,10 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
+from exapt.errors import ConfigError
 from exapt.sandbox._host import HostSandbox
 from exapt.sandbox._process import session_script
 from exapt.sandbox.base import Limits
-
-from exapt.errors import ConfigError
 
 log = logging.getLogger(__name__)
 WARNING = (

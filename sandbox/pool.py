@@ -19,9 +19,8 @@ import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 
-from exapt.sandbox.base import Limits, Sandbox, SandboxError
-
 from exapt.errors import ConfigError
+from exapt.sandbox.base import Limits, Sandbox, SandboxError
 
 
 class SandboxPool:

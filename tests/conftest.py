@@ -9,9 +9,8 @@ import pytest
 @pytest.fixture(scope="session")
 def sandbox_backend() -> str:
     """``default_backend()`` (bwrap, else docker); skips with the reason if neither works."""
-    from exapt.sandbox import default_backend
-
     from exapt.errors import UnavailableError
+    from exapt.sandbox import default_backend
 
     try:
         return default_backend()

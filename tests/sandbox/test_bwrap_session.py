@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from exapt.sandbox import Limits, open_sandbox
 from exapt.sandbox.bwrap import BwrapSandbox
 

@@ -9,6 +9,9 @@ import time
 from collections.abc import Callable
 
 import pytest
+from pydantic import ValidationError
+
+from exapt.errors import ConfigError, UnavailableError
 from exapt.sandbox import (
     DEFAULT_ENV,
     ExecResult,
@@ -20,9 +23,6 @@ from exapt.sandbox import (
     default_backend,
     open_sandbox,
 )
-from pydantic import ValidationError
-
-from exapt.errors import ConfigError, UnavailableError
 
 
 def test_runs_python_in_the_workspace(box: Sandbox, backend: str) -> None:

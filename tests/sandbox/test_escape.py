@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from exapt.sandbox import Limits, Sandbox, SandboxError, open_sandbox
 
 HOST_TARGETS = [
