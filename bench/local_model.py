@@ -27,8 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import machine_info, write_result
 from exapt.agents.models.local import LocalModel, LocalServer, ensure_gemma_checkpoint
-
-import exapt  # noqa: F401  (offline environment first)
+from exapt.agents.models.server import auto_threads
 
 PROMPTS = [
     'def add(a, b):\n    """Return the sum of a and b."""\n',
@@ -100,6 +99,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a tiny random model (smoke run)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads, both; 0: auto")
     parser.add_argument(
         "--budget-s", type=float, default=420.0, help="no new repetition after this (min 1)"
     )
@@ -117,7 +117,13 @@ def main() -> None:
         checkpoint = args.checkpoint or ensure_gemma_checkpoint()
     print(f"checkpoint: {checkpoint}", flush=True)
 
-    server = LocalServer(checkpoint, max_batch=8)
+    import torch
+
+    # The same thread count for both engines (see auto_threads: a busy machine gets 1).
+    threads = args.threads or auto_threads()
+    torch.set_num_threads(threads)
+    print(f"torch threads: {threads} (load average {load_before[0]})")
+    server = LocalServer(checkpoint, max_batch=8, threads=threads)
     t0 = time.perf_counter()
     server.start()
     server_start_s = time.perf_counter() - t0
@@ -198,6 +204,7 @@ def main() -> None:
             "engine": "exapt.agents.models.server: static batching around model.generate; "
             "requests through litellm over HTTP",
             "max_new_tokens": n,
+            "torch_threads": threads,
             "reps": len(samples["plain1"]),
             "prompts": len(PROMPTS),
             "rows": rows,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -36,9 +37,13 @@ from exapt.agents.models.base import ModelError
 from exapt.agents.models.litellm_model import LiteLLMModel
 
 from exapt import paths
-from exapt.errors import ConfigError
+from exapt.errors import ConfigError, UnavailableError
 
 GEMMA_DIRNAME = "gemma3-270m"
+
+
+class LocalServerError(ModelError, UnavailableError):
+    """The local model server did not start (its message holds the tail of its log)."""
 
 
 def gemma_checkpoint_dir() -> Path:
@@ -164,6 +169,7 @@ class LocalServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         max_batch: int = 8,
+        threads: int = 0,
         startup_timeout: float = 300.0,
         log_path: Path | None = None,
         extra_args: list[str] | None = None,
@@ -172,6 +178,7 @@ class LocalServer:
         self.host = host
         self.port = port
         self.max_batch = max_batch
+        self.threads = threads  # torch threads of the server; 0: all cores unless oversubscribed
         self.startup_timeout = startup_timeout
         self.log_path = log_path
         self.extra_args = list(extra_args or [])
@@ -251,6 +258,8 @@ class LocalServer:
             str(port),
             "--max-batch",
             str(self.max_batch),
+            "--threads",
+            str(self.threads),
             "--parent-pid",
             str(os.getpid()),
             *self.extra_args,
@@ -272,7 +281,7 @@ class LocalServer:
             if self._process.poll() is not None:
                 code = self._process.returncode
                 self._process = None
-                raise ModelError(
+                raise LocalServerError(
                     f"the local model server for {self.checkpoint} exited with code {code} "
                     f"while starting; log {self.log_path}:\n{_tail(self.log_path)}",
                     hint="see the log above; is the checkpoint complete and loadable?",
@@ -281,7 +290,7 @@ class LocalServer:
                 return
             time.sleep(0.25)
         self._stop_locked()
-        raise ModelError(
+        raise LocalServerError(
             f"the local model server for {self.checkpoint} did not answer within "
             f"{self.startup_timeout:.0f} s; log {self.log_path}:\n{_tail(self.log_path)}",
             hint="the machine may be overloaded; raise startup_timeout or see the log",
@@ -290,7 +299,9 @@ class LocalServer:
     def _healthy(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://{self.host}:{self.port}/health", timeout=2) as r:
-                healthy = bool(r.status == 200)
+                # Our server names its checkpoint: another program on a reused port is not it.
+                body = json.loads(r.read() or b"{}")
+                healthy = r.status == 200 and body.get("checkpoint") == str(self.checkpoint)
         except (urllib.error.URLError, OSError, ValueError):
             return False
         if healthy:
@@ -387,8 +398,6 @@ class LocalModel(LiteLLMModel):
 
 
 def _has_chat_template(checkpoint: Path) -> bool:
-    import json
-
     if any((checkpoint / name).exists() for name in ("chat_template.jinja", "chat_template.json")):
         return True
     config = checkpoint / "tokenizer_config.json"

@@ -19,6 +19,8 @@ from exapt.agents.models import LocalServer, ModelError, ModelReply, resolve_mod
 from exapt.agents.models.server import _tool_call
 from exapt.agents.models.tiny import build_tiny_checkpoint
 
+from exapt.errors import UnavailableError
+
 
 def _generate(checkpoint: Path, prompt: str, max_new_tokens: int) -> tuple[str, int]:
     """Plain greedy ``model.generate`` in this process: what the server must reproduce."""
@@ -136,6 +138,7 @@ def test_a_server_that_fails_to_start_reports_its_log(tiny_home: Path) -> None:
     with pytest.raises(ModelError) as caught:
         LocalServer(broken, startup_timeout=120).start()
     assert "exited with code" in str(caught.value) and "no-such-architecture" in str(caught.value)
+    assert isinstance(caught.value, UnavailableError)  # a LocalServerError: both kinds
     assert time.monotonic() - started < 120
     with pytest.raises(ModelError, match=r"no config\.json"):
         LocalServer(tiny_home / "missing").start()
