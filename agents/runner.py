@@ -12,20 +12,20 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from exapt.agents.budget import Budget
-from exapt.agents.context import AgentContext, Recorder
-from exapt.agents.models.base import Model
-from exapt.agents.spec import KNOWN_GRAPHS, AgentSpec
-from exapt.memory.base import AgentMemory, Recollection
-from exapt.memory.records import SCHEMA_VERSION, Outcome, Step, Trajectory
-from exapt.tasks.base import SandboxFactory, Score, Scorer, Task
-from exapt.tools.base import get_tools
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from exapt.agents.budget import Budget
+from exapt.agents.context import AgentContext, Recorder
+from exapt.agents.models.base import Model
+from exapt.agents.spec import KNOWN_GRAPHS, AgentSpec
 from exapt.errors import ConfigError
+from exapt.memory.base import AgentMemory, Recollection
+from exapt.memory.records import SCHEMA_VERSION, Outcome, Step, Trajectory
 from exapt.registry import resolve
+from exapt.tasks.base import SandboxFactory, Score, Scorer, Task
+from exapt.tools.base import get_tools
 
 
 @dataclass

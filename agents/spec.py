@@ -32,12 +32,12 @@ from typing import Any
 
 import jinja2
 import yaml
-from exapt.agents.budget import Budget
-from exapt.agents.models.base import Model
-from exapt.tools.base import KNOWN_TOOLS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from exapt.agents.budget import Budget
+from exapt.agents.models.base import Model
 from exapt.errors import ConfigError
+from exapt.tools.base import KNOWN_TOOLS
 
 SPECS_DIR = Path(__file__).parent / "specs"
 

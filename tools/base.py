@@ -15,10 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from exapt.sandbox.base import Sandbox
-
 from exapt.errors import ConfigError, ExaptError
 from exapt.registry import resolve
+from exapt.sandbox.base import Sandbox
 
 
 class ToolError(ExaptError):

@@ -19,12 +19,13 @@ import json
 import operator
 from typing import Annotated, Any, NotRequired, TypedDict
 
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
 from exapt.agents.context import AgentContext
 from exapt.agents.graphs.loop import counters
 from exapt.agents.spec import AgentSpec
 from exapt.tools.base import cut
-from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
 
 STOP = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert "]
 

@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any, NotRequired, TypedDict
 
+from langgraph.graph import END
+from langgraph.runtime import Runtime
+
 from exapt.agents.context import AgentContext
 from exapt.agents.models.base import Message, ToolCall
 from exapt.tools.base import Submitted, ToolError
-from langgraph.graph import END
-from langgraph.runtime import Runtime
 
 # Set by the model backends on a tool call whose arguments were not a JSON object.
 ARGUMENTS_ERROR_KEY = "_arguments_error"

@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 
 from exapt.agents.models.base import ToolCall
-
 from exapt.errors import ExaptError
 
 FENCE = re.compile(

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from langgraph.graph import START, StateGraph
+from langgraph.runtime import Runtime
+
 from exapt.agents.context import AgentContext
 from exapt.agents.graphs.loop import Act, LoopState, after_act, after_model, counters, history
 from exapt.agents.graphs.text_actions import FormatError, parse_actions
 from exapt.agents.models.base import Message, ModelReply, ToolCall
 from exapt.agents.spec import AgentSpec
-from langgraph.graph import START, StateGraph
-from langgraph.runtime import Runtime
 
 TURN_STOP = "\n### User"
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from langgraph.graph import START, StateGraph
+from langgraph.runtime import Runtime
+
 from exapt.agents.context import AgentContext
 from exapt.agents.graphs.loop import Act, LoopState, after_act, after_model, counters, history
 from exapt.agents.models.base import Message, ToolCall
 from exapt.agents.spec import AgentSpec
-from langgraph.graph import START, StateGraph
-from langgraph.runtime import Runtime
 
 
 def start(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from agent_helpers import BUGGY, HIDDEN_TEST, HiddenTestScorer
+
 from exapt.sandbox.base import Limits, Sandbox
 from exapt.tasks.base import SandboxFactory, Task
 

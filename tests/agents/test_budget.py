@@ -6,6 +6,7 @@ import time
 
 import pytest
 from agent_helpers import HiddenTestScorer, tool_reply
+
 from exapt.agents import Budget, load_spec, run_task
 from exapt.agents.budget import DEFAULT_MAX_STEPS
 from exapt.agents.models import ModelReply, ScriptedModel

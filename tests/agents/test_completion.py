@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from agent_helpers import HiddenTestScorer
+
 from exapt.agents import Budget, load_spec, run_task
 from exapt.agents.models import ScriptedModel
 from exapt.tasks.base import SandboxFactory, Task

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from agent_helpers import FIX_ADD, FakeMemory, HiddenTestScorer
+
 from exapt.agents import load_spec, run_task
 from exapt.agents.models import ModelError, ScriptedModel
+from exapt.errors import ConfigError
 from exapt.memory.base import Recollection
 from exapt.tasks.base import SandboxFactory, Task
-
-from exapt.errors import ConfigError
 
 RECOLLECTION = Recollection(
     reflections=["Check the sign of the result before submitting.", "second", "third", "fourth"],

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from exapt.agents import AgentSpec, default_spec_for, load_spec
 from exapt.agents.models import ScriptedModel
 from exapt.agents.spec import SPECS_DIR
-from exapt.tasks.base import Task
-
 from exapt.errors import ConfigError
+from exapt.tasks.base import Task
 
 GOOD = """\
 name: mine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from exapt.agents.graphs.text_actions import FormatError, parse_actions
 
 

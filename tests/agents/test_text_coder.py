@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent_helpers import HiddenTestScorer
+
 from exapt.agents import load_spec, run_task
 from exapt.agents.models import ScriptedModel
 from exapt.tasks.base import SandboxFactory, Task

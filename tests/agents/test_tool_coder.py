@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from agent_helpers import FIX_ADD, HiddenTestScorer, tool_reply
+
 from exapt.agents import load_spec, run_task
 from exapt.agents.models import ModelReply, ScriptedModel
 from exapt.tasks.base import SandboxFactory, Task

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
+from exapt.errors import ConfigError
 from exapt.sandbox.base import Sandbox
 from exapt.tasks.base import SandboxFactory
 from exapt.tools import Submitted, ToolContext, ToolError, get_tool, get_tools, openai_schema
-
-from exapt.errors import ConfigError
 
 
 @pytest.fixture
