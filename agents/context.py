@@ -104,10 +104,13 @@ class AgentContext:
         remaining = self.budget.remaining_wall(self.started)
         if remaining is not None:
             timeout = max(1.0, min(timeout, remaining))
+        # A task may name the environment its toolchain needs (public, never secrets).
+        env = {str(k): str(v) for k, v in (self.task.metadata.get("toolchain_env") or {}).items()}
         return ToolContext(
             sandbox=self.sandbox,
             timeout_s=timeout,
             max_output_chars=int(self.option("max_output_chars", 10_000)),
+            env=env,
         )
 
     def tool_schemas(self) -> list[dict[str, Any]]:

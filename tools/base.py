@@ -12,7 +12,7 @@ Contract for every tool:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from exapt.errors import ConfigError, ExaptError
@@ -34,11 +34,13 @@ class Submitted(Exception):  # a signal, not an error: errors steer the loop (ST
 
 @dataclass
 class ToolContext:
-    """What a tool may touch: the task's sandbox, and how long and how much it may output."""
+    """What a tool may touch: the task's sandbox, how long and how much it may output, and
+    the environment its commands get on top of the sandbox's own (e.g. a toolchain's PATH)."""
 
     sandbox: Sandbox
     timeout_s: float = 60.0
     max_output_chars: int = 10_000
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable

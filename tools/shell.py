@@ -24,7 +24,7 @@ class ShellTool:
         command = args.get("command")
         if not isinstance(command, str) or not command.strip():
             raise ToolError("shell needs a non-empty 'command' string, e.g. {'command': 'ls'}")
-        result = ctx.sandbox.exec(command, timeout=ctx.timeout_s)
+        result = ctx.sandbox.exec(command, timeout=ctx.timeout_s, env=ctx.env or None)
         status = f"exit code: {result.exit_code}"
         if result.timed_out:
             status += f" (timed out after {ctx.timeout_s:.0f} s: make the command faster)"

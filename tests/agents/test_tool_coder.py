@@ -147,3 +147,19 @@ def test_old_observations_are_cut_in_what_the_model_is_sent(
     assert all(len(c) > 2000 for c in sent[3:])
     kept = [s.output for s in attempt.trajectory.steps if s.kind == "tool"][:8]
     assert all(len(c) > 2000 for c in kept)
+
+
+def test_shell_commands_get_the_task_toolchain_env(
+    add_task: Task, sandbox_factory: SandboxFactory, scorer: HiddenTestScorer
+) -> None:
+    task = add_task.model_copy(update={"metadata": {"toolchain_env": {"TOOLCHAIN_MARK": "42"}}})
+    model = ScriptedModel([tool_reply("shell", command="echo mark=$TOOLCHAIN_MARK"), *FIX_ADD[-1:]])
+    attempt = run_task(
+        task,
+        spec=load_spec("tool_coder"),
+        model=model,
+        sandbox=sandbox_factory,
+        scorer=scorer,
+        run_id="r1",
+    )
+    assert attempt.trajectory.steps[1].output == "exit code: 0\nstdout:\nmark=42\n"
