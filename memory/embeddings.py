@@ -28,8 +28,13 @@ DEFAULT_EMBEDDER = "minilm"
 class Embedder(Protocol):
     """Turns texts into unit vectors of one fixed space."""
 
-    name: str
-    dim: int
+    @property
+    def name(self) -> str:
+        """Identifies the vector space (recorded with each collection)."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
 
     def embed(self, texts: list[str]) -> list[list[float]]: ...
 
