@@ -1,14 +1,22 @@
 """Agents (``exapt.agents``): specs (the genome), LangGraph graphs, models, the runner.
 
+Names load on first use (PEP 562), so reading a spec does not import LangGraph.
+
 Example:
     from exapt.agents import load_spec, run_task
     attempt = run_task(task, spec=load_spec("tool_coder"), model=model, sandbox=factory,
                        scorer=suite.scorer(), run_id="r1")
 """
 
-from exapt.agents.budget import Budget
-from exapt.agents.runner import Attempt, run_task
-from exapt.agents.spec import AgentSpec, MemoryOptions, default_spec_for, load_spec
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from exapt.agents.budget import Budget
+    from exapt.agents.runner import Attempt, run_task
+    from exapt.agents.spec import AgentSpec, MemoryOptions, default_spec_for, load_spec
 
 __all__ = [
     "AgentSpec",
@@ -19,3 +27,19 @@ __all__ = [
     "load_spec",
     "run_task",
 ]
+
+_LAZY = {
+    "AgentSpec": "exapt.agents.spec",
+    "Attempt": "exapt.agents.runner",
+    "Budget": "exapt.agents.budget",
+    "MemoryOptions": "exapt.agents.spec",
+    "default_spec_for": "exapt.agents.spec",
+    "load_spec": "exapt.agents.spec",
+    "run_task": "exapt.agents.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
