@@ -25,8 +25,10 @@ installed here; it is scored when ``go`` is on PATH (that path is untested).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -440,6 +442,31 @@ def reference_solution(exercise: Exercise) -> dict[str, str]:
     return mapped
 
 
+_GRADLE_DEP = re.compile(
+    r"^\s*(implementation|compile|api|runtimeOnly|testImplementation)\s*\(?\s*[\"']([^\"']+)[\"']",
+    re.MULTILINE,
+)
+
+
+def missing_dependencies(exercise: Exercise) -> list[str]:
+    """Libraries the exercise's build declares beyond what the toolchain brings (JUnit 5 and
+    AssertJ for Java, the standard library elsewhere): they cannot be fetched offline, so its
+    tests cannot build here whatever the solution does."""
+    files = {**exercise.support_files, **exercise.solution_files}
+    found: list[str] = []
+    if exercise.language == "java" and "build.gradle" in files:
+        for _, coordinate in _GRADLE_DEP.findall(files["build.gradle"]):
+            if not coordinate.startswith(("org.junit", "org.assertj")):
+                found.append(coordinate)
+    elif exercise.language == "rust" and "Cargo.toml" in files:
+        section = files["Cargo.toml"].partition("[dependencies]")[2].split("\n[", 1)[0]
+        found += [line.split("=")[0].strip() for line in section.splitlines() if "=" in line]
+    elif exercise.language == "javascript" and "package.json" in files:
+        with contextlib.suppress(ValueError):  # a broken package.json fails in the build
+            found += sorted(json.loads(files["package.json"]).get("dependencies") or {})
+    return found
+
+
 def make_task(exercise: Exercise, suite: str) -> Task:
     """The ``Task`` of one exercise (any language; scoring needs a working toolchain)."""
     chain = toolchain(exercise.language)
@@ -467,6 +494,7 @@ def make_task(exercise: Exercise, suite: str) -> Task:
             "env": dict(chain.env),
             "drop_dirs": list(chain.drop_dirs),
             "reference": reference_solution(exercise),
+            "unscorable": _unscorable(exercise),
         },
         language=exercise.language,
         metadata={
@@ -478,6 +506,17 @@ def make_task(exercise: Exercise, suite: str) -> Task:
             "source": exercise.source,
         },
     )
+
+
+def _unscorable(exercise: Exercise) -> str:
+    """Why this exercise's tests cannot run here ('' if they can)."""
+    reason = toolchain(exercise.language).reason
+    if reason:
+        return reason
+    deps = missing_dependencies(exercise)
+    if deps:
+        return f"its build needs {', '.join(deps)}, which cannot be fetched offline"
+    return ""
 
 
 def reference_workspace(task: Task) -> dict[str, bytes]:
@@ -497,10 +536,10 @@ class PolyglotScorer:
         self._command = CommandScorer()
 
     def score(self, task: Task, workspace: dict[str, bytes], sandbox: SandboxFactory) -> Score:
-        chain = toolchain(task.language)
-        if not chain.supported:
+        reason = toolchain(task.language).reason or task.hidden.get("unscorable", "")
+        if reason:
             raise UnavailableError(
-                f"cannot score {task.id}: {chain.reason}",
+                f"cannot score {task.id}: {reason}",
                 hint="filter the suite's tasks with PolyglotSuite.tasks() (it skips them)",
             )
         return self._command.score(task, workspace, sandbox)
@@ -510,7 +549,9 @@ class PolyglotSuite:
     """Polyglot exercises from a checkout folder or a JSONL file, scorable languages only.
 
     ``languages`` restricts the suite (default: all six); ``skipped`` maps each language
-    whose tasks were left out to (count, reason) and is logged when the tasks are listed.
+    whose tasks were left out to (count, reason), ``skipped_tasks`` each other task left out
+    (its build needs libraries this machine lacks) to the reason; both are logged when the
+    tasks are listed.
 
     Example:
         suite = PolyglotSuite("polyglot-benchmark", languages=["python"])
@@ -537,12 +578,16 @@ class PolyglotSuite:
         wanted = set(languages or LANGUAGES)
         self._exercises = [e for e in exercises if e.language in wanted]
         self.skipped: dict[str, tuple[int, str]] = {}
+        #: exercises of a scorable language whose build needs libraries we lack: id -> why
+        self.skipped_tasks: dict[str, str] = {}
         self._logged = False
         for exercise in self._exercises:
             reason = toolchain(exercise.language).reason
             if reason:
                 count = self.skipped.get(exercise.language, (0, reason))[0]
                 self.skipped[exercise.language] = (count + 1, reason)
+            elif why := _unscorable(exercise):
+                self.skipped_tasks[f"polyglot/{exercise.language}/{exercise.name}"] = why
 
     def languages_supported(self) -> dict[str, str]:
         """Every Polyglot language -> ``""`` if it can be scored here, else the reason."""
@@ -559,9 +604,12 @@ class PolyglotSuite:
             self._logged = True
             for language, (count, reason) in sorted(self.skipped.items()):
                 log.warning("polyglot: skipping %d %s task(s): %s", count, language, reason)
+            for task_id, reason in sorted(self.skipped_tasks.items()):
+                log.warning("polyglot: skipping %s: %s", task_id, reason)
         for exercise in self._exercises:
-            if toolchain(exercise.language).supported:
-                yield make_task(exercise, self.name)
+            task = make_task(exercise, self.name)
+            if not task.hidden["unscorable"]:
+                yield task
 
     def scorer(self) -> PolyglotScorer:
         return PolyglotScorer()

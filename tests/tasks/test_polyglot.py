@@ -289,7 +289,7 @@ def test_every_reference_passes_and_every_stub_fails(
     if why:
         pytest.skip(f"{language} cannot be scored here: {why}")
     failures = []
-    for task in by_language(suite, language):
+    for task in [t for t in suite.tasks() if t.language == language]:
         if task.id in REFERENCE_NEEDS_CRATES:
             # the stub must still fail, and the reference fails only for the missing crate
             reference = suite.scorer().score(
@@ -313,3 +313,20 @@ def test_reference_helpers_go_beside_the_stubs(suite: PolyglotSuite) -> None:
     assert "class BowlingGame" in reference["src/main/java/BowlingGame.java"]
     python = next(t for t in suite.all_tasks() if t.id == "polyglot/python/affine-cipher")
     assert set(python.hidden["reference"]) == {"affine_cipher.py"}  # .meta/example.py
+
+
+def test_exercises_needing_unavailable_libraries_are_skipped(
+    suite: PolyglotSuite, caplog: pytest.LogCaptureFixture
+) -> None:
+    fresh = PolyglotSuite(suite.path, languages=["java", "python"])
+    with caplog.at_level(logging.WARNING, logger="exapt.tasks.polyglot"):
+        ids = {t.id for t in fresh.tasks()}
+    if toolchain("java").reason:
+        pytest.skip(f"java cannot be scored here: {toolchain('java').reason}")
+    assert set(fresh.skipped_tasks) == {"polyglot/java/hangman", "polyglot/java/rest-api"}
+    assert "io.reactivex.rxjava2:rxjava" in fresh.skipped_tasks["polyglot/java/hangman"]
+    assert not ids & set(fresh.skipped_tasks)
+    assert "skipping polyglot/java/rest-api: its build needs org.json:json" in caplog.text
+    hangman = next(t for t in fresh.all_tasks() if t.id == "polyglot/java/hangman")
+    with pytest.raises(UnavailableError, match="rxjava"):
+        fresh.scorer().score(hangman, as_bytes(hangman.files), toolchain_factory(fresh))
