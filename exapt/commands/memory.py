@@ -81,7 +81,7 @@ def stats(
     embedder: EmbedderOpt = None,
     json_: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Count what memory holds: reflections (failed/passed), skills by status, insights."""
+    """Count what memory holds: reflections (and tasks), skills by status and use, insights."""
     store = _store(memory_url, embedder)
     data: dict[str, Any] = {"where": store.where, "embedder": store.embedder.name}
     reflections = store.iter_items("reflections")
