@@ -20,6 +20,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from exapt.errors import ExaptError
 from exapt.memory.base import AgentMemory, Recollection
 from exapt.memory.embeddings import DEFAULT_EMBEDDER, Embedder, get_embedder
 from exapt.memory.insights import Insights
@@ -30,8 +31,6 @@ from exapt.memory.skill_extract import propose
 from exapt.memory.skills import SkillLibrary, render_skill_line, render_skills_module
 from exapt.memory.store import MemoryStore
 from exapt.tasks.base import SandboxFactory, Score, Task
-
-from exapt.errors import ExaptError
 
 if TYPE_CHECKING:
     from exapt.agents.models.base import Model

@@ -21,10 +21,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from exapt.errors import ExaptError
 from exapt.memory.render import clip, render
 from exapt.memory.store import Item, MemoryStore
-
-from exapt.errors import ExaptError
 
 if TYPE_CHECKING:
     from exapt.agents.models.base import Model

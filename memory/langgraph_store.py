@@ -23,8 +23,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from exapt.memory.store import KINDS, MemoryStore
-from exapt.memory.store import Item as MemoryItem
 from langgraph.store.base import (
     BaseStore,
     GetOp,
@@ -38,6 +36,9 @@ from langgraph.store.base import (
     SearchOp,
 )
 from langgraph.store.base.embed import get_text_at_path
+
+from exapt.memory.store import KINDS, MemoryStore
+from exapt.memory.store import Item as MemoryItem
 
 GENERIC = "langgraph"
 _MAX_DEPTH = 6  # namespace labels are kept as ns0..ns5 metadata fields for prefix filters

@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import exapt  # noqa: F401  (offline defaults, chromadb telemetry off)
+from exapt import paths
+from exapt.errors import ConfigError, UnavailableError
 from exapt.memory.embeddings import (
     DEFAULT_EMBEDDER,
     Embedder,
@@ -36,10 +39,6 @@ from exapt.memory.embeddings import (
     get_embedder,
     register_chroma_function,
 )
-
-import exapt  # noqa: F401  (offline defaults, chromadb telemetry off)
-from exapt import paths
-from exapt.errors import ConfigError, UnavailableError
 
 KINDS = ("reflections", "skills", "insights")
 #: Singular names used by the CLI (``--kind skill``) and in item ids (``skill:...``).
@@ -84,6 +83,15 @@ def clean_metadata(meta: dict[str, Any]) -> dict[str, str | int | float | bool]:
         else:
             out[key] = json.dumps(value, sort_keys=True, default=str)
     return out
+
+
+def collection_metadata(embedder: Embedder) -> dict[str, Any]:
+    """What every exapt collection records about its vector space."""
+    return {
+        "exapt_schema": STORE_SCHEMA,
+        "exapt_embedder": embedder.name,
+        "exapt_dim": embedder.dim,
+    }
 
 
 def open_client(url: str | None = None) -> tuple[Any, str]:
@@ -166,13 +174,6 @@ class MemoryStore:
 
     # -- collections ----------------------------------------------------------------------
 
-    def _metadata(self) -> dict[str, Any]:
-        return {
-            "exapt_schema": STORE_SCHEMA,
-            "exapt_embedder": self.embedder.name,
-            "exapt_dim": self.embedder.dim,
-        }
-
     def _open(self, kind: str, *, embedder: Embedder | None = None) -> Any:
         from chromadb.errors import NotFoundError
 
@@ -190,11 +191,7 @@ class MemoryStore:
             return self.client.get_or_create_collection(
                 kind,
                 configuration={"hnsw": {"space": "cosine"}},
-                metadata={
-                    "exapt_schema": STORE_SCHEMA,
-                    "exapt_embedder": embedder.name,
-                    "exapt_dim": embedder.dim,
-                },
+                metadata=collection_metadata(embedder),
                 embedding_function=chroma_embedding_function(embedder.name),
             )
         meta = existing.metadata or {}
@@ -374,11 +371,7 @@ def reembed(url: str | None, embedder: str) -> dict[str, int]:
         new = client.create_collection(
             tmp_name,
             configuration={"hnsw": {"space": "cosine"}},
-            metadata={
-                "exapt_schema": STORE_SCHEMA,
-                "exapt_embedder": target.name,
-                "exapt_dim": target.dim,
-            },
+            metadata=collection_metadata(target),
             embedding_function=chroma_embedding_function(target.name),
         )
         offset, page = 0, 256

@@ -4,6 +4,7 @@ in a real process), fresh Chroma folders, and a real bwrap sandbox factory."""
 from __future__ import annotations
 
 import pytest
+
 from exapt.memory.embeddings import Embedder, get_embedder
 from exapt.sandbox.base import Limits, Sandbox
 from exapt.tasks.base import SandboxFactory

@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from exapt.memory.insights import Insights, Op
-from exapt.memory.reflections import Reflections
-from exapt.memory.store import MemoryStore
-from exapt.tasks.base import Score
 from memory_helpers import make_task, make_trajectory
 from typer.testing import CliRunner
 
 from exapt.cli import app
+from exapt.memory.insights import Insights, Op
+from exapt.memory.reflections import Reflections
+from exapt.memory.store import MemoryStore
+from exapt.tasks.base import Score
 
 runner = CliRunner()
 

@@ -6,9 +6,9 @@ import math
 import threading
 
 import pytest
-from exapt.memory.embeddings import Embedder, chroma_embedding_function, get_embedder
 
 from exapt.errors import ConfigError
+from exapt.memory.embeddings import Embedder, chroma_embedding_function, get_embedder
 
 
 def _dot(a: list[float], b: list[float]) -> float:

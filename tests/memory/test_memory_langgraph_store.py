@@ -6,12 +6,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from langgraph.store.base import BaseStore
+from memory_helpers import make_task, make_trajectory
+
 from exapt.memory.langgraph_store import ChromaStore
 from exapt.memory.reflections import Reflections
 from exapt.memory.store import MemoryStore
 from exapt.tasks.base import Score
-from langgraph.store.base import BaseStore
-from memory_helpers import make_task, make_trajectory
 
 
 @pytest.fixture

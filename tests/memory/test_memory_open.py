@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from memory_helpers import make_task, make_trajectory
+
 from exapt.agents.models.scripted import ScriptedModel
 from exapt.memory import AgentMemory, open_memory
 from exapt.tasks.base import SandboxFactory, Score
-from memory_helpers import make_task, make_trajectory
 
 SOLUTION = b'''
 def reverse_words(s: str) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from memory_helpers import make_task, make_trajectory
+
 from exapt.agents.models.base import ModelError
 from exapt.agents.models.scripted import ScriptedModel
 from exapt.memory.reflections import Reflections, summarize
 from exapt.memory.store import MemoryStore
 from exapt.tasks.base import Score
-from memory_helpers import make_task, make_trajectory
 
 FAIL = Score(
     reward=0.0,

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from exapt.memory.store import MemoryStore
 
 from exapt.errors import UnavailableError
+from exapt.memory.store import MemoryStore
 
 pytestmark = pytest.mark.slow
 

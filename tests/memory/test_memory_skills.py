@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from exapt.memory.skill_extract import propose
 from exapt.memory.skills import SkillLibrary, render_skills_module
 from exapt.memory.store import MemoryStore

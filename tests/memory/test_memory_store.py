@@ -6,10 +6,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from exapt.memory.embeddings import register_embedder
-from exapt.memory.store import KINDS, MemoryStore, reembed
 
 from exapt.errors import ConfigError
+from exapt.memory.embeddings import register_embedder
+from exapt.memory.store import KINDS, MemoryStore, reembed
 
 
 class HashEmbedder:
