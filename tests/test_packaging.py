@@ -3,6 +3,7 @@ hide a package or data file missing from pyproject.toml."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -32,6 +33,16 @@ def expected_files() -> set[str]:
 
 
 def test_wheel_contains_every_module_spec_and_prompt(tmp_path: Path) -> None:
+    # Build from a clean copy: setuptools reuses an in-tree build/ folder, which would hide
+    # a package missing from pyproject.toml.
+    source = tmp_path / "src"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".exapt", "build", "*.egg-info", "bench", "tests", "__pycache__"
+        ),
+    )
     subprocess.run(
         [
             sys.executable,
