@@ -26,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import machine_info, write_result
+
 from exapt.agents.models.local import LocalModel, LocalServer, ensure_gemma_checkpoint
 from exapt.agents.models.server import auto_threads
 
@@ -67,7 +68,7 @@ class Plain:
         for row in out[:, width:].tolist():
             used = next((i + 1 for i, t in enumerate(row) if t in self.eos), len(row))
             total += used
-            texts.append(self.tokenizer.decode(row[:used], skip_special_tokens=True))
+            texts.append(str(self.tokenizer.decode(row[:used], skip_special_tokens=True)))
         return total, elapsed, texts
 
 

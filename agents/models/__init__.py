@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from exapt.agents.models.base import Message, Model, ModelError, ModelReply, ToolCall
 from exapt.agents.models.scripted import ScriptedModel, ScriptExhausted
-
 from exapt.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -20,7 +20,6 @@ import uuid
 from typing import Any
 
 from exapt.agents.models.base import Message, ModelError, ModelReply, ToolCall
-
 from exapt.errors import ConfigError
 
 RAW_ARGUMENTS_KEY = "_raw_arguments"

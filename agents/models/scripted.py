@@ -19,11 +19,11 @@ import copy
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from exapt.agents.models.base import Message, ModelError, ModelReply
 
-Reply = str | ModelReply
+Reply: TypeAlias = str | ModelReply
 
 
 class ScriptExhausted(ModelError):

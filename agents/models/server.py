@@ -181,14 +181,16 @@ class Engine:
                 pad_token_id=self.pad_id,
                 **sampling,
             )
-        results = []
+        results: list[dict[str, Any]] = []
         for row, job in enumerate(batch):
             generated = output[row, width:].tolist()
             used = stops.finished_at[row] or len(generated)
             generated = generated[:used]
             hit_eos = bool(generated) and generated[-1] in self.eos_ids
-            text = self.tokenizer.decode(
-                generated[:-1] if hit_eos else generated, skip_special_tokens=True
+            text = str(
+                self.tokenizer.decode(
+                    generated[:-1] if hit_eos else generated, skip_special_tokens=True
+                )
             )
             cut = _first_stop(text, job.stop)
             if cut is not None:
@@ -413,15 +415,17 @@ def build_app(engine: Engine, model_name: str) -> Any:
             if not isinstance(messages, list) or not messages:
                 raise BadRequest("messages must be a non-empty list")
             clean = []
-            for message in messages:
-                if not isinstance(message, dict) or "role" not in message:
-                    raise BadRequest(f"each message needs a role, got {message!r}")
-                clean.append({**message, "content": _content(message.get("content"))})
+            for sent in messages:
+                if not isinstance(sent, dict) or "role" not in sent:
+                    raise BadRequest(f"each message needs a role, got {sent!r}")
+                clean.append({**sent, "content": _content(sent.get("content"))})
             tools = body.get("tools") or None
             if engine.tokenizer.chat_template is None:
                 raise BadRequest(f"{engine.checkpoint} has no chat template: use /v1/completions")
-            prompt = engine.tokenizer.apply_chat_template(
-                clean, tools=tools, add_generation_prompt=True, tokenize=False
+            prompt = str(
+                engine.tokenizer.apply_chat_template(
+                    clean, tools=tools, add_generation_prompt=True, tokenize=False
+                )
             )
             fields = _common(body)
             # The template already holds the BOS token: do not add special tokens twice.

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from exapt.agents.models.local import LocalServer
-from exapt.agents.models.tiny import build_tiny_checkpoint
 
 import exapt  # noqa: F401  (offline environment first)
+from exapt.agents.models.local import LocalServer
+from exapt.agents.models.tiny import build_tiny_checkpoint
 
 # Captured before any fixture points EXAPT_HOME at a temp folder.
 REAL_HOME = Path(os.environ.get("EXAPT_HOME", ".exapt")).expanduser().resolve()

@@ -3,13 +3,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from exapt.agents.models import LangChainModel, Model, ModelError
-from exapt.agents.models.base import ARGUMENTS_ERROR_KEY, RAW_ARGUMENTS_KEY
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
+
+from exapt.agents.models import LangChainModel, Model, ModelError
+from exapt.agents.models.base import ARGUMENTS_ERROR_KEY, RAW_ARGUMENTS_KEY
 
 
 class _Recorder(BaseChatModel):
@@ -21,7 +22,13 @@ class _Recorder(BaseChatModel):
     def _llm_type(self) -> str:
         return "recorder"
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, **kw: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kw: Any,
+    ) -> ChatResult:
         self.seen.append(messages)
         reply = AIMessage(content=f"{len(messages)} messages; stop={stop}")
         return ChatResult(generations=[ChatGeneration(message=reply)])
@@ -84,7 +91,8 @@ def test_openai_messages_are_converted() -> None:
     assert reply.text.startswith("4 messages") and reply.model == "rec"
     kinds = [type(m).__name__ for m in recorder.seen[-1]]
     assert kinds == ["SystemMessage", "HumanMessage", "AIMessage", "ToolMessage"]
-    assert recorder.seen[-1][2].tool_calls[0]["args"] == {"cmd": "ls"}
+    assistant = recorder.seen[-1][2]
+    assert isinstance(assistant, AIMessage) and assistant.tool_calls[0]["args"] == {"cmd": "ls"}
 
 
 def test_complete_passes_stop_and_cuts_the_text() -> None:

@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
 from exapt.agents.models import LiteLLMModel, ModelError, resolve_model
 from exapt.agents.models.base import ARGUMENTS_ERROR_KEY, RAW_ARGUMENTS_KEY
 from exapt.agents.models.litellm_model import parse_arguments
-
 from exapt.errors import ConfigError
 
 

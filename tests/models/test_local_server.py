@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+
 from exapt.agents.models import LocalServer, ModelError, ModelReply, resolve_model
 from exapt.agents.models.server import _tool_call
 from exapt.agents.models.tiny import build_tiny_checkpoint
-
 from exapt.errors import UnavailableError
 
 
@@ -31,12 +31,12 @@ def _generate(checkpoint: Path, prompt: str, max_new_tokens: int) -> tuple[str, 
     model = AutoModelForCausalLM.from_pretrained(checkpoint)
     ids = tokenizer(prompt, return_tensors="pt")
     with torch.inference_mode():
-        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
+        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)  # type: ignore[misc]
     new = out[0, ids["input_ids"].shape[1] :].tolist()
     eos = set(model.generation_config.eos_token_id)
     if new and new[-1] in eos:
         new = new[:-1]
-    return tokenizer.decode(new, skip_special_tokens=True), ids["input_ids"].shape[1]
+    return str(tokenizer.decode(new, skip_special_tokens=True)), int(ids["input_ids"].shape[1])
 
 
 def test_complete_matches_plain_generate(tiny_checkpoint: Path, tiny_server: LocalServer) -> None:
