@@ -448,16 +448,28 @@ _GRADLE_DEP = re.compile(
 )
 
 
+_CMAKE_PACKAGE = re.compile(r"find_package\(\s*(\w+)[^)]*\bREQUIRED\b")
+
+
 def missing_dependencies(exercise: Exercise) -> list[str]:
     """Libraries the exercise's build declares beyond what the toolchain brings (JUnit 5 and
-    AssertJ for Java, the standard library elsewhere): they cannot be fetched offline, so its
-    tests cannot build here whatever the solution does."""
+    AssertJ for Java, the standard library elsewhere) and this machine lacks (a C++ package
+    counts as present when its headers are in /usr/include): they cannot be fetched offline,
+    so its tests cannot build here whatever the solution does."""
     files = {**exercise.support_files, **exercise.solution_files}
     found: list[str] = []
     if exercise.language == "java" and "build.gradle" in files:
         for _, coordinate in _GRADLE_DEP.findall(files["build.gradle"]):
             if not coordinate.startswith(("org.junit", "org.assertj")):
                 found.append(coordinate)
+    elif exercise.language == "cpp" and "CMakeLists.txt" in files:
+        # Catch2 is only looked for in Exercism's own CI mode (the bundled copy is used here);
+        # Threads is the C library's pthreads, always there
+        for package in _CMAKE_PACKAGE.findall(files["CMakeLists.txt"]):
+            if package in ("Catch2", "Threads"):
+                continue
+            if not Path(f"/usr/include/{package.lower()}").is_dir():
+                found.append(f"{package} (its development headers)")
     elif exercise.language == "rust" and "Cargo.toml" in files:
         section = files["Cargo.toml"].partition("[dependencies]")[2].split("\n[", 1)[0]
         found += [line.split("=")[0].strip() for line in section.splitlines() if "=" in line]
