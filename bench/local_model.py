@@ -3,9 +3,10 @@ requests, beside plain ``model.generate`` at batch 1 and 8, in the same run.
 
 Same prompts, same ``max_new_tokens``, greedy; tokens/s = generated tokens (up to and
 including EOS) / wall time; the median over ``--reps`` repetitions (fewer if ``--budget-s``
-runs out). The four measurements are interleaved within each repetition so that a change in
-the machine's load (it is shared) hits them alike. Targets: served within 1.25x of plain
-generate at the same batch (ratio >= 0.8), and 8 concurrent requests >= 4x the tokens/s of one.
+runs out). The four measurements are interleaved within each repetition, and which engine
+goes first alternates, so that a change in the machine's load (it is shared) hits them
+alike. Targets: served within 1.25x of plain generate at the same batch (ratio >= 0.8), and
+8 concurrent requests >= 4x the tokens/s of one.
 
     python bench/local_model.py                # the embedded Gemma 3 270M (converted if needed)
     python bench/local_model.py --checkpoint P # any checkpoint folder
@@ -15,6 +16,7 @@ generate at the same batch (ratio >= 0.8), and 8 concurrent requests >= 4x the t
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -99,7 +101,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path)
     parser.add_argument("--tiny", action="store_true", help="a tiny random model (smoke run)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=4)
     parser.add_argument("--threads", type=int, default=0, help="torch threads, both; 0: auto")
     parser.add_argument(
         "--budget-s", type=float, default=420.0, help="no new repetition after this (min 1)"
@@ -132,8 +134,11 @@ def main() -> None:
     model = LocalModel(checkpoint, is_base=True)
     model.endpoint = lambda: (server.url, "not-needed")  # type: ignore[method-assign]
     plain = Plain(checkpoint)
-    plain.run(PROMPTS[:1], 2)  # warm-up, as the server warms up before it answers
-    model.complete(PROMPTS[0], max_tokens=2, temperature=0)
+    # Warm-up of both engines at both batch sizes (first calls pay one-time setup: lazy
+    # imports in litellm, allocator growth), so the repetitions measure the steady state.
+    for prompts in (PROMPTS[:1], PROMPTS):
+        plain.run(prompts, 2)
+        served(model, prompts, 2)
 
     n = args.max_new_tokens
     samples: dict[str, list[dict[str, float]]] = {
@@ -152,17 +157,20 @@ def main() -> None:
                 "plain8": (plain.run, PROMPTS),
                 "served8": (lambda ps, k: served(model, ps, k), PROMPTS),
             }
-            for key, (run, prompts) in runs.items():
+            # Alternate which engine goes first, so a drift in the machine's load favours neither.
+            order = list(runs) if rep % 2 == 0 else ["served1", "plain1", "served8", "plain8"]
+            outputs: dict[str, list[str]] = {}
+            for key in order:
+                run, prompts = runs[key]
                 tokens, seconds, texts = run(prompts, n)
                 rate = tokens / seconds
                 samples[key].append({"tokens": tokens, "seconds": seconds, "tokens_per_s": rate})
-                if key.startswith("plain"):
-                    reference = texts
-                else:
-                    agree = agree and texts == reference
+                outputs[key] = texts
                 print(
                     f"rep {rep + 1} {key:8s} {tokens:4d} tokens {seconds:7.2f} s {rate:7.2f} tok/s"
                 )
+            agree = agree and outputs["plain1"] == outputs["served1"]
+            agree = agree and outputs["plain8"] == outputs["served8"]
     finally:
         server.stop()
 
@@ -195,6 +203,20 @@ def main() -> None:
     print(f"served greedy texts identical to plain generate: {agree}")
     for name, met in targets.items():
         print(f"target {name}: {'met' if met else 'MISSED'}")
+    notes = []
+    if not targets["served_8_concurrent_at_least_4x_of_1"] and plain_scaling < 4.0:
+        notes.append(
+            f"plain model.generate itself gains only {plain_scaling:.2f}x from batch 8 here: "
+            "decoding is compute-bound on this CPU (Gemma's 262k-token output layer is most of "
+            "the work per token), so no engine on top of generate can reach 4x on this machine"
+        )
+    if threads == 1 and (os.cpu_count() or 1) > 1:
+        notes.append(
+            f"load average {load_before[0]} on {os.cpu_count()} cores: torch ran 1 thread in "
+            "both engines (more threads stall when the machine is oversubscribed)"
+        )
+    for note in notes:
+        print(f"note: {note}")
     path = write_result(
         args.out,
         {
@@ -214,6 +236,7 @@ def main() -> None:
             "served_texts_match_plain": agree,
             "targets": targets,
             "server_start_s": server_start_s,
+            "notes": notes,
             "samples": samples,
             "wall_s": time.perf_counter() - began,
         },
