@@ -1,4 +1,4 @@
-"""Choose a backend by short name or by dotted path (``package.module:Class`` or ``package.module.Class``)."""
+"""Choose a backend by short name or by dotted path (``module:Class`` or ``module.Class``)."""
 
 from __future__ import annotations
 

@@ -67,6 +67,7 @@ class RunConfig(BaseModel):
     suite: str
     split: str = "all"
     limit: int | None = Field(None, gt=0, description="first N tasks after the split")
+    task: list[str] | None = Field(None, description="only these task ids (after the split)")
     model: str = "local"
     api_base: str | None = None
     agent: str | None = Field(None, description="spec YAML path or built-in name; None = default")
@@ -162,6 +163,8 @@ class Run:
 
         suite = load_suite(config.suite)
         tasks = split_tasks(suite.tasks(), config.split)
+        if config.task:
+            tasks = _select(tasks, config.task, config.suite, config.split)
         if config.limit is not None:
             tasks = tasks[: config.limit]
         if not tasks:
@@ -463,6 +466,7 @@ class Run:
             "suite": self.suite.name,
             "split": c.split,
             "limit": c.limit,
+            "task": c.task,
             "model": c.model,
             "agent": "+".join(names),
             "variant_id": "+".join(variants),
@@ -510,18 +514,26 @@ class Run:
         return summary
 
     def _sandbox_factory(self) -> Callable[..., Any]:
-        """Opens the agent's and the scorer's sandboxes, with the host paths the suite's
-        toolchains need bound read-only (only passed when there are some: docker refuses)."""
-        from exapt.sandbox import open_sandbox
+        """Opens the agent's and the scorer's sandboxes with the suite's own limits and the
+        host paths its toolchains need bound read-only (e.g. Java's thread-heavy tests need
+        more processes; rustup lives outside /usr)."""
+        from exapt.tasks import suite_sandbox_factory
 
-        backend = self.backend
-        binds = list(getattr(self.suite, "ro_binds", list)())
-        extra: dict[str, Any] = {"ro_binds": binds} if binds else {}
+        return suite_sandbox_factory(self.suite, self.backend)
 
-        def factory(files: dict[str, str | bytes]) -> Any:
-            return open_sandbox(backend, files=files, **extra)
 
-        return factory
+def _select(tasks: list[Any], ids: list[str], suite: str, split: str) -> list[Any]:
+    """The tasks named by ``ids``, in suite order; an unknown id is a ``ConfigError``."""
+    known = {t.id for t in tasks}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        sample = ", ".join(sorted(known)[:5])
+        raise ConfigError(
+            f"no task {', '.join(map(repr, unknown))} in suite {suite!r}, split {split!r}",
+            hint=f"task ids look like: {sample} ... (see --split all)",
+        )
+    wanted = set(ids)
+    return [t for t in tasks if t.id in wanted]
 
 
 def live_status(record: RunRecord) -> str:

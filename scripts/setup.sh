@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(bubblewrap docker.io debootstrap chromium)
+# junit5 + libassertj-core-java: the Polyglot Java exercises are scored with them (offline).
+APT_PACKAGES=(bubblewrap docker.io debootstrap chromium junit5 libassertj-core-java)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 

@@ -25,6 +25,7 @@ DEFINING = (
     "suite",
     "split",
     "limit",
+    "task",
     "model",
     "api_base",
     "agent",
@@ -45,6 +46,10 @@ def run(
     ] = None,
     limit: Annotated[
         int | None, typer.Option(help="run only the first N tasks after the split")
+    ] = None,
+    task: Annotated[
+        list[str] | None,
+        typer.Option(help="run only this task id (repeatable), after the split"),
     ] = None,
     model: Annotated[
         str | None,
@@ -105,6 +110,7 @@ def run(
         "suite": suite,
         "split": split,
         "limit": limit,
+        "task": task or None,
         "model": model,
         "api_base": api_base,
         "agent": agent,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -278,6 +279,12 @@ REFERENCE_NEEDS_CRATES = {
 }
 
 
+#: Compiled languages build for 20-130 s an exercise on 2 cores: every exercise of all three
+#: takes 15-50 minutes, too long for CI. CI scores the first few of each language; set
+#: EXAPT_TEST_POLYGLOT_ALL=1 to score every one (what was run before the suite landed).
+SAMPLE = None if os.environ.get("EXAPT_TEST_POLYGLOT_ALL") == "1" else 3
+
+
 @pytest.mark.slow
 @pytest.mark.bwrap
 @pytest.mark.timeout(3600)  # cpp and java: ~20-50 s a build on 2 shared cores
@@ -289,7 +296,7 @@ def test_every_reference_passes_and_every_stub_fails(
     if why:
         pytest.skip(f"{language} cannot be scored here: {why}")
     failures = []
-    for task in [t for t in suite.tasks() if t.language == language]:
+    for task in [t for t in suite.tasks() if t.language == language][:SAMPLE]:
         if task.id in REFERENCE_NEEDS_CRATES:
             # the stub must still fail, and the reference fails only for the missing crate
             reference = suite.scorer().score(
