@@ -23,7 +23,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from exapt.agents.context import AgentContext
-from exapt.agents.graphs.loop import counters
+from exapt.agents.graphs.loop import counters, out_of_context
+from exapt.agents.models.base import ContextWindowExceeded
 from exapt.agents.spec import AgentSpec
 from exapt.tools.base import cut
 
@@ -102,9 +103,14 @@ def sample(state: CompletionState, runtime: Runtime[AgentContext]) -> dict[str, 
     failed = state["candidates"][-1] if state["candidates"] else None
     prompt = ctx.render("completion", prompt=source, failed=failed)
     wanted = int(ctx.option("samples", 1))
-    replies = ctx.complete_many(
-        prompt, min(wanted, ctx.budget.steps - state["steps"]), stop=list(ctx.option("stop", STOP))
-    )
+    try:
+        replies = ctx.complete_many(
+            prompt,
+            min(wanted, ctx.budget.steps - state["steps"]),
+            stop=list(ctx.option("stop", STOP)),
+        )
+    except ContextWindowExceeded as exc:
+        return out_of_context(ctx, exc)
     update: dict[str, Any] = {"steps": 0, "tokens": 0, "cost_usd": 0.0}
     for reply in replies:
         for key, value in counters(reply).items():

@@ -17,7 +17,7 @@ from langgraph.graph import END
 from langgraph.runtime import Runtime
 
 from exapt.agents.context import AgentContext
-from exapt.agents.models.base import Message, ToolCall
+from exapt.agents.models.base import ContextWindowExceeded, Message, ToolCall
 from exapt.tools.base import Submitted, ToolError
 
 # Set by the model backends on a tool call whose arguments were not a JSON object.
@@ -114,6 +114,12 @@ def after_model(state: LoopState) -> str:
 
 def after_act(state: LoopState) -> str:
     return END if state.get("stop_reason") else "model"
+
+
+def out_of_context(ctx: AgentContext, exc: ContextWindowExceeded) -> dict[str, Any]:
+    """The conversation outgrew the model's window: end this attempt (recorded), not the run."""
+    ctx.recorder.note(f"stopped: {exc.message}")
+    return {"stop_reason": "context_window"}
 
 
 def counters(reply: Any) -> dict[str, Any]:

@@ -16,9 +16,17 @@ from langgraph.graph import START, StateGraph
 from langgraph.runtime import Runtime
 
 from exapt.agents.context import AgentContext
-from exapt.agents.graphs.loop import Act, LoopState, after_act, after_model, counters, history
+from exapt.agents.graphs.loop import (
+    Act,
+    LoopState,
+    after_act,
+    after_model,
+    counters,
+    history,
+    out_of_context,
+)
 from exapt.agents.graphs.text_actions import FormatError, parse_actions
-from exapt.agents.models.base import Message, ModelReply, ToolCall
+from exapt.agents.models.base import ContextWindowExceeded, Message, ModelReply, ToolCall
 from exapt.agents.spec import AgentSpec
 
 TURN_STOP = "\n### User"
@@ -56,7 +64,10 @@ def model(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     if reason := ctx.stop_reason(state):
         return {"stop_reason": reason}
-    reply = ask(ctx, history(ctx, state["messages"]))
+    try:
+        reply = ask(ctx, history(ctx, state["messages"]))
+    except ContextWindowExceeded as exc:
+        return out_of_context(ctx, exc)
     update: dict[str, Any] = {
         **counters(reply),
         "messages": [{"role": "assistant", "content": reply.text}],

@@ -15,8 +15,16 @@ from langgraph.graph import START, StateGraph
 from langgraph.runtime import Runtime
 
 from exapt.agents.context import AgentContext
-from exapt.agents.graphs.loop import Act, LoopState, after_act, after_model, counters, history
-from exapt.agents.models.base import Message, ToolCall
+from exapt.agents.graphs.loop import (
+    Act,
+    LoopState,
+    after_act,
+    after_model,
+    counters,
+    history,
+    out_of_context,
+)
+from exapt.agents.models.base import ContextWindowExceeded, Message, ToolCall
 from exapt.agents.spec import AgentSpec
 
 
@@ -34,7 +42,10 @@ def model(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     if reason := ctx.stop_reason(state):
         return {"stop_reason": reason}
-    reply = ctx.chat(history(ctx, state["messages"]), tools=True)
+    try:
+        reply = ctx.chat(history(ctx, state["messages"]), tools=True)
+    except ContextWindowExceeded as exc:
+        return out_of_context(ctx, exc)
     update = {**counters(reply), "messages": [reply.as_message()], "actions": reply.tool_calls}
     if not reply.tool_calls:
         error = ctx.message("format_error", reply=reply.text)

@@ -30,6 +30,11 @@ class ModelError(ExaptError):
     """A model call failed: provider error, missing key, unreachable server."""
 
 
+class ContextWindowExceeded(ModelError):
+    """The request does not fit the model's context window. Not fatal for a run: the
+    attempt ends with ``stop_reason="context_window"`` and the next task goes on."""
+
+
 class ToolCall(BaseModel):
     id: str
     name: str

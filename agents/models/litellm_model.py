@@ -19,7 +19,13 @@ import time
 import uuid
 from typing import Any
 
-from exapt.agents.models.base import Message, ModelError, ModelReply, ToolCall
+from exapt.agents.models.base import (
+    ContextWindowExceeded,
+    Message,
+    ModelError,
+    ModelReply,
+    ToolCall,
+)
 from exapt.errors import ConfigError
 
 RAW_ARGUMENTS_KEY = "_raw_arguments"
@@ -247,8 +253,10 @@ class LiteLLMModel:
                 f"model {self.name!r}: not found at {where}: {detail}",
                 hint="check the model name (and api_base)",
             )
-        if isinstance(exc, litellm.ContextWindowExceededError):
-            return ModelError(
+        if isinstance(exc, litellm.ContextWindowExceededError) or any(
+            words in lowered for words in ("context window", "context length")
+        ):
+            return ContextWindowExceeded(
                 f"model {self.name!r}: the prompt is longer than the context window: {detail}",
                 hint="shorten the conversation or lower max_tokens",
             )

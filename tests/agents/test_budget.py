@@ -10,6 +10,7 @@ from agent_helpers import HiddenTestScorer, tool_reply
 from exapt.agents import Budget, load_spec, run_task
 from exapt.agents.budget import DEFAULT_MAX_STEPS
 from exapt.agents.models import ModelReply, ScriptedModel
+from exapt.agents.models.base import ContextWindowExceeded
 from exapt.tasks.base import SandboxFactory, Task
 
 
@@ -131,3 +132,29 @@ def test_without_any_limit_the_default_step_cap_ends_the_loop(
     )
     assert attempt.trajectory.result.stop_reason == "max_steps"
     assert len(model.calls) == DEFAULT_MAX_STEPS
+
+
+class OverflowingModel(ScriptedModel):
+    """Answers its script, then reports that the conversation outgrew its context window."""
+
+    def chat(self, messages, *, tools=None, **params):  # type: ignore[no-untyped-def]
+        if len(self.calls) >= 1:
+            raise ContextWindowExceeded("model 'm': the prompt is longer than the context window")
+        return super().chat(messages, tools=tools, **params)
+
+
+def test_context_window_overflow_ends_the_attempt_not_the_run(
+    add_task: Task, sandbox_factory: SandboxFactory, scorer: HiddenTestScorer
+) -> None:
+    model = OverflowingModel([tool_reply("shell", command="echo hi")])
+    attempt = run_task(
+        add_task,
+        spec=load_spec("tool_coder"),
+        model=model,
+        sandbox=sandbox_factory,
+        scorer=scorer,
+        run_id="r1",
+    )
+    assert attempt.trajectory.result.stop_reason == "context_window"
+    assert any("context window" in str(s.output or s.input) for s in attempt.trajectory.steps)
+    assert not attempt.score.passed and len(scorer.workspaces) == 1  # scored all the same

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from exapt.agents.models import LocalServer, ModelError, ModelReply, resolve_model
+from exapt.agents.models.base import ContextWindowExceeded
 from exapt.agents.models.server import _tool_call
 from exapt.agents.models.tiny import build_tiny_checkpoint
 from exapt.errors import UnavailableError
@@ -190,3 +191,13 @@ def test_the_server_exits_when_its_parent_is_killed(tiny_checkpoint: Path) -> No
         assert _gone(pid), f"server {pid} outlived its killed parent"
     finally:
         parent.kill()
+
+
+def test_a_prompt_past_the_context_window_is_context_window_exceeded(
+    tiny_checkpoint: Path, tiny_server: LocalServer
+) -> None:
+    model = resolve_model(f"local:{tiny_checkpoint}")
+    with pytest.raises(ContextWindowExceeded) as caught:
+        model.complete("word " * 3000, max_tokens=8, temperature=0)
+    assert "context window" in caught.value.message
+    assert model.complete("short", max_tokens=2, temperature=0).tokens_out > 0  # still serving
