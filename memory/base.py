@@ -12,17 +12,24 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 from exapt.memory.records import Trajectory
-from exapt.tasks.base import Score, SandboxFactory, Task
+from exapt.tasks.base import SandboxFactory, Score, Task
 
 
 class Recollection(BaseModel):
     """Memory retrieved for one attempt, ready to be rendered into the agent's prompt."""
 
     reflections: list[str] = Field(default_factory=list, description="lessons from past failures")
-    skills: list[str] = Field(default_factory=list, description="signatures + docstrings of skills importable from skills.py")
+    skills: list[str] = Field(
+        default_factory=list,
+        description="signatures + docstrings of skills importable from skills.py",
+    )
     insights: list[str] = Field(default_factory=list, description="rules distilled across tasks")
-    files: dict[str, str] = Field(default_factory=dict, description="files added to the workspace, e.g. skills.py")
-    ids: list[str] = Field(default_factory=list, description="ids of the items retrieved (usage tracking)")
+    files: dict[str, str] = Field(
+        default_factory=dict, description="files added to the workspace, e.g. skills.py"
+    )
+    ids: list[str] = Field(
+        default_factory=list, description="ids of the items retrieved (usage tracking)"
+    )
 
 
 @runtime_checkable

@@ -39,7 +39,9 @@ class Outcome(BaseModel):
     passed: bool = False
     error: str | None = None
     feedback: str = ""
-    stop_reason: str = ""  # submitted | done | max_steps | max_tokens | max_cost | max_wall | context_window
+    stop_reason: str = (
+        ""  # submitted | done | max_steps | max_tokens | max_cost | max_wall | context_window
+    )
 
 
 class Trajectory(BaseModel):

@@ -34,10 +34,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from exapt.memory.records import Step, Trajectory
 from pydantic import BaseModel, Field
 
 from exapt.errors import ConfigError
+from exapt.memory.records import Step, Trajectory
 
 STORE_SCHEMA = 1
 

@@ -32,7 +32,10 @@ else
   echo "exapt test: no Docker engine; docker tests will skip (see exapt doctor)"
 fi
 
-exapt doctor
-ruff check .
-ruff format --check .
-python -m pytest -ra "$@"
+# Every check runs even when an earlier one fails; the script fails if any did.
+status=0
+exapt doctor || status=1
+ruff check . || status=1
+ruff format --check . || status=1
+python -m pytest -ra "$@" || status=1
+exit $status

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exapt.memory.trajectories import TrajectoryStore
 
 from exapt.errors import ConfigError
+from exapt.memory.trajectories import TrajectoryStore
 
 from .helpers import SUBMIT, create, exapt_process, match_script, write_tasks
 
@@ -318,6 +318,7 @@ def test_agent_spec_file_is_used_and_named_in_the_summary(
     cli: Callable[..., Any], home: Path, tmp_path: Path, backend: str
 ) -> None:
     import yaml
+
     from exapt.agents import load_spec
 
     spec = load_spec("tool_coder").model_copy(update={"name": "my_coder"})

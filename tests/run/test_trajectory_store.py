@@ -10,10 +10,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from exapt.memory.records import Outcome, Step, Trajectory
-from exapt.memory.trajectories import TrajectoryStore, to_finetune_record
 
 from exapt.errors import ConfigError
+from exapt.memory.records import Outcome, Step, Trajectory
+from exapt.memory.trajectories import TrajectoryStore, to_finetune_record
 
 TOOLS = [
     {
