@@ -17,7 +17,7 @@ from exapt.agents.models.base import Message, Model, ModelReply, ToolCall
 from exapt.agents.spec import AgentSpec
 from exapt.agents.templates import render
 from exapt.memory.base import Recollection
-from exapt.memory.records import Step, Trajectory
+from exapt.records import Step, Trajectory
 from exapt.sandbox.base import Sandbox
 from exapt.tasks.base import SandboxFactory, Task
 from exapt.tools.base import Tool, ToolContext, openai_schema

@@ -22,7 +22,7 @@ from exapt.agents.models.base import Model
 from exapt.agents.spec import KNOWN_GRAPHS, AgentSpec
 from exapt.errors import ConfigError
 from exapt.memory.base import AgentMemory, Recollection
-from exapt.memory.records import SCHEMA_VERSION, Outcome, Step, Trajectory
+from exapt.records import SCHEMA_VERSION, Outcome, Step, Trajectory
 from exapt.registry import resolve
 from exapt.tasks.base import SandboxFactory, Score, Scorer, Task
 from exapt.tools.base import get_tools

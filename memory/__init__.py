@@ -24,13 +24,13 @@ from exapt.errors import ExaptError
 from exapt.memory.base import AgentMemory, Recollection
 from exapt.memory.embeddings import DEFAULT_EMBEDDER, Embedder, get_embedder
 from exapt.memory.insights import Insights
-from exapt.memory.records import Trajectory
 from exapt.memory.reflections import Reflections, render_reflection
 from exapt.memory.render import clip, is_test_file, solution_code, steps_digest
 from exapt.memory.skill_extract import propose
 from exapt.memory.skills import SkillLibrary, render_skill_line, render_skills_module
 from exapt.memory.store import MemoryStore
-from exapt.tasks.base import SandboxFactory, Score, Task
+from exapt.records import Score, Task, Trajectory
+from exapt.tasks.base import SandboxFactory
 
 if TYPE_CHECKING:
     from exapt.agents.models.base import Model

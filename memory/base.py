@@ -11,8 +11,8 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from exapt.memory.records import Trajectory
-from exapt.tasks.base import SandboxFactory, Score, Task
+from exapt.records import Score, Task, Trajectory
+from exapt.tasks.base import SandboxFactory
 
 
 class Recollection(BaseModel):

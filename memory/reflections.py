@@ -14,10 +14,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from exapt.errors import ExaptError
-from exapt.memory.records import Trajectory
 from exapt.memory.render import clip, error_lines, render, steps_digest, tried
 from exapt.memory.store import Item, MemoryStore
-from exapt.tasks.base import Score, Task
+from exapt.records import Score, Task, Trajectory
 
 if TYPE_CHECKING:
     from exapt.agents.models.base import Model

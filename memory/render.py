@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from exapt.memory.records import Trajectory
+from exapt.records import Trajectory
 
 PROMPTS = Path(__file__).parent / "prompts"
 

@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from exapt.errors import ConfigError
-from exapt.memory.records import Step, Trajectory
+from exapt.records import Step, Trajectory
 
 STORE_SCHEMA = 1
 

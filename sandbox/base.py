@@ -23,6 +23,9 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from exapt.errors import ExaptError
+from exapt.records import ExecResult
+
+__all__ = ["DEFAULT_ENV", "WORKSPACE", "ExecResult", "Limits", "Sandbox", "SandboxError"]
 
 WORKSPACE = "/workspace"
 
@@ -57,26 +60,6 @@ class Limits(BaseModel):
     network: bool = Field(
         False, description="network access; False = no interface but an empty loopback"
     )
-
-
-class ExecResult(BaseModel):
-    """What one command did. ``exit_code`` is -N (or 128+N) when killed by signal N."""
-
-    schema_version: int = Field(1, alias="schema")
-    model_config = ConfigDict(populate_by_name=True)
-
-    exit_code: int
-    stdout: str = ""
-    stderr: str = ""
-    timed_out: bool = False
-    oom_killed: bool = False
-    truncated: bool = False
-    duration_s: float = 0.0
-    backend: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out and not self.oom_killed
 
 
 @runtime_checkable

@@ -13,42 +13,12 @@ that is a reward of 0 with ``feedback`` saying why. It raises only for broken in
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from exapt.records import Score, Task
 from exapt.sandbox.base import Sandbox
 
-
-class Task(BaseModel):
-    """One problem: an instruction and a workspace seed; ``hidden`` is scorer-only."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    schema_version: int = Field(1, alias="schema")
-    id: str
-    suite: str
-    instruction: str
-    files: dict[str, str] = Field(default_factory=dict, description="workspace seed, path -> text")
-    hidden: dict[str, Any] = Field(
-        default_factory=dict, description="scorer data; never shown to the agent"
-    )
-    language: str = "python"
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    def public(self) -> dict[str, Any]:
-        """What an agent may see: everything but ``hidden``."""
-        return self.model_dump(exclude={"hidden"})
-
-
-class Score(BaseModel):
-    """The scorer's verdict on one attempt."""
-
-    reward: float = Field(ge=0.0, le=1.0)
-    passed: bool
-    feedback: str = Field("", description="what the tests said, cut to a readable size")
-    error: str | None = Field(None, description="why scoring could not run the tests, if so")
-    duration_s: float = 0.0
+__all__ = ["SandboxFactory", "Score", "Scorer", "Suite", "Task"]
 
 
 #: Opens a fresh sandbox seeded with files: ``factory(files) -> Sandbox``.

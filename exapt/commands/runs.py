@@ -13,8 +13,8 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from exapt.memory.records import Step, Trajectory
     from exapt.memory.trajectories import RunRecord, TrajectoryStore
+    from exapt.records import Step, Trajectory
 
 app = typer.Typer(help="Read past runs: list them, show tasks and steps, export trajectories.")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from exapt.agents.models.base import ModelReply, ToolCall
 from exapt.memory.base import Recollection
-from exapt.memory.records import Trajectory
+from exapt.records import Trajectory
 from exapt.sandbox.base import Sandbox
 from exapt.tasks.base import SandboxFactory, Score, Task
 

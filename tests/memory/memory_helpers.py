@@ -3,7 +3,7 @@ folder on sys.path)."""
 
 from __future__ import annotations
 
-from exapt.memory.records import Outcome, Step, Trajectory
+from exapt.records import Outcome, Step, Trajectory
 from exapt.tasks.base import Task
 
 

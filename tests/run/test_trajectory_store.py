@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from exapt.errors import ConfigError
-from exapt.memory.records import Outcome, Step, Trajectory
 from exapt.memory.trajectories import TrajectoryStore, to_finetune_record
+from exapt.records import Outcome, Step, Trajectory
 
 TOOLS = [
     {
@@ -163,7 +163,7 @@ def test_two_processes_write_one_file(tmp_path: Path) -> None:
     db = tmp_path / "t.sqlite"
     code = (
         "import sys\n"
-        "from exapt.memory.records import Trajectory\n"
+        "from exapt.records import Trajectory\n"
         "from exapt.memory.trajectories import TrajectoryStore\n"
         "s = TrajectoryStore(sys.argv[1])\n"
         "for i in range(50):\n"
