@@ -389,6 +389,12 @@ class Archive:
         )
         return [(v, t, s, float(r), bool(f), float(fin)) for v, t, s, r, f, fin in rows]
 
+    def paid_timeline(self) -> list[tuple[float, float]]:
+        """(finished, cost_usd) of every evaluation this archive paid for, in time order."""
+        sql = "SELECT finished, cost_usd FROM scores WHERE fresh = 1 ORDER BY finished"
+        rows = self._query(sql)
+        return [(float(f), float(c)) for f, c in rows]
+
     def spend(self) -> dict[str, Any]:
         """What this archive paid for: evaluations run (not cache hits), USD, tokens; plus
         the mutator's calls."""

@@ -20,7 +20,9 @@ bootstrap interval (``stats``); that scoring runs after a budget stop too.
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -151,8 +153,11 @@ class Evolution:
     # --- the run ---------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        """Run (or resume) to the last generation or a budget; return the summary."""
+        """Run (or resume) to the last generation or a budget; return the summary.
+        ``EvaluationFailed`` (model or sandbox down) and Ctrl-C propagate, the archive
+        consistent and resumable."""
         self.archive.remove_orphans()
+        self._set_run_meta()
         try:
             self._seed()
             for g in range(1, self.config.generations + 1):
@@ -164,9 +169,23 @@ class Evolution:
                 self.status = "done"
             if self.config.final_test and self.test:
                 self._final_test()
+        except KeyboardInterrupt:
+            self.status = "interrupted"
+            raise
+        except BaseException as exc:
+            self.status, self.stop_detail = "failed", f"{type(exc).__name__}: {exc}"
+            raise
         finally:
             self._save_wall()
+            self._set_run_meta()
         return self.summary()
+
+    def _set_run_meta(self) -> None:
+        self.archive.set_meta(
+            "run",
+            {"status": self.status, "detail": self.stop_detail, "pid": os.getpid(),
+             "host": socket.gethostname(), "updated": time.time()},
+        )  # fmt: skip
 
     def stop(self, detail: str) -> None:
         if self.status == "running":
