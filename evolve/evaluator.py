@@ -10,6 +10,9 @@ For each (variant, task) pair:
    new one only while ``gate.open()``; a job without a result after ``job_timeout_s`` is
    abandoned and scored as ``hang``.
 
+With ``log``, every job's start and end is appended to that file (JSON lines: ``event``
+start | finish | hang | infra, ``variant``, ``task``, ``t``): an audit of what was run.
+
 Trajectories are stored under ``run_id = evolve-<variant id>-<hash of model, seed,
 scorer>`` (trial 0), so storing is idempotent per cache key and ``exapt runs show`` reads
 one variant's attempts.
@@ -21,10 +24,12 @@ lands, this file maps onto it and keeps its contract.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from pathlib import Path
 from typing import Any
 
 from exapt.errors import ExaptError
@@ -57,6 +62,7 @@ class RunTaskEvaluator:
         seed: int = 0,
         job_timeout_s: float = 1800.0,
         job_fn: Callable[[Job], JobOutcome] = run_job,
+        log: Path | None = None,
     ) -> None:
         self.suite_name = suite_name
         self.model = model
@@ -69,6 +75,7 @@ class RunTaskEvaluator:
         self.backend = backend
         self.job_timeout_s = job_timeout_s
         self.job_fn = job_fn
+        self.log = log
         self.scorer_version = scorer_version(suite(suite_name).scorer())
         self._runs_made: set[str] = set()
         #: keys this process evaluated or found paid by ``origin``: "fresh" for the archive
@@ -127,6 +134,7 @@ class RunTaskEvaluator:
                 variant, task = todo.popleft()
                 future = self.executor.submit(self.job_fn, self._job(variant, task, gate))
                 running[future] = (variant, task, time.monotonic())
+                self._log("start", variant, task)
             if not running:
                 break  # the gate closed (budget) or a fatal error: the rest is not started
             done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
@@ -135,13 +143,17 @@ class RunTaskEvaluator:
                 outcome = _outcome(future)
                 if outcome.infra is not None:
                     fatal = fatal or outcome.infra
+                    self._log("infra", variant, task)
                     continue
-                yield self._record(variant, task, outcome)
+                result = self._record(variant, task, outcome)
+                self._log("finish", variant, task)
+                yield result
             now = time.monotonic()
             for future, (variant, task, started) in list(running.items()):
                 if now - started > self.job_timeout_s:
                     self.executor.cancel(future)
                     del running[future]
+                    self._log("hang", variant, task)
                     yield TaskResult(
                         variant_id=variant.id,
                         task_id=task.id,
@@ -153,6 +165,15 @@ class RunTaskEvaluator:
                 f"evaluation stopped: {fatal}",
                 hint="finished evaluations are kept; fix the cause and resume (--resume)",
             )
+
+    def _log(self, event: str, variant: Variant, task: Task) -> None:
+        """One line of the jobs log (an audit of every attempt started and finished)."""
+        if self.log is None:
+            return
+        line = json.dumps({"event": event, "variant": variant.id, "task": task.id,
+                           "t": time.time()})  # fmt: skip
+        with self.log.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
 
     def _job(self, variant: Variant, task: Task, gate: Gate) -> Job:
         return Job(

@@ -42,7 +42,9 @@ class NoveltyFilter:
             if set(theirs) != set(mine):
                 continue
             differing = [k for k in mine if mine[k] != theirs[k]]
-            if not differing or not all(k.startswith("prompt:") for k in differing):
+            if not differing:  # the same agent in other bytes (e.g. key order)
+                return ("duplicate", member.id)
+            if not all(k.startswith("prompt:") for k in differing):
                 continue
             if all(self.similarity(mine[k], theirs[k]) >= self.threshold for k in differing):
                 return ("near-duplicate", member.id)

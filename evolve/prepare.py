@@ -120,6 +120,7 @@ def _build(
         origin=archive.uid,
         backend=backend,
         job_timeout_s=config.job_timeout_s,
+        log=archive.root / "jobs.log",
     )
     mutator_name = config.mutator_model or config.model
     mutator_base = config.mutator_api_base if config.mutator_model else config.api_base

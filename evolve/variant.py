@@ -318,7 +318,7 @@ class Variant:
 
 
 def _dump(value: Any) -> str:
-    return yaml.safe_dump(value, sort_keys=True, default_flow_style=True).strip()
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=True).strip()
 
 
 def from_components(base: Variant, parts: Mapping[str, str]) -> Variant:
@@ -328,6 +328,8 @@ def from_components(base: Variant, parts: Mapping[str, str]) -> Variant:
     for key in list(data):
         if key not in ("prompts", "graph_options") and f"spec:{key}" not in parts:
             del data[key]
+    if "prompts" not in data:
+        data["prompts"] = {}
     options: dict[str, Any] = {}
     prompts: dict[str, str] = {}
     files: dict[str, bytes | str] = {}
@@ -345,10 +347,16 @@ def from_components(base: Variant, parts: Mapping[str, str]) -> Variant:
             files[key] = text
         else:
             raise ConfigError(f"unknown variant component {name!r}")
-    data["prompts"] = prompts
-    data["graph_options"] = options
+    # Keys in the base's order, new ones after: equal components give an equal spec.yaml.
+    data["prompts"] = _ordered(prompts, base.spec_data().get("prompts") or {})
+    data["graph_options"] = _ordered(options, base.spec_data().get("graph_options") or {})
     files[SPEC_FILE] = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     return Variant(files)
+
+
+def _ordered(values: dict[str, Any], like: dict[str, Any]) -> dict[str, Any]:
+    first = [k for k in like if k in values]
+    return {k: values[k] for k in [*first, *sorted(set(values) - set(first))]}
 
 
 @functools.lru_cache(maxsize=512)
