@@ -396,18 +396,20 @@ class Archive:
         return [(float(f), float(c)) for f, c in rows]
 
     def spend(self) -> dict[str, Any]:
-        """What this archive paid for: evaluations run (not cache hits), USD, tokens; plus
-        the mutator's calls."""
+        """What this archive paid for: ``evaluations`` run for the search (selection and
+        feedback tasks; cache hits are ``cached``), ``test_evaluations`` (the held-out
+        scoring), USD and tokens of all of them plus the mutator's calls."""
         evals = self._query(
-            "SELECT COUNT(*), COALESCE(SUM(cost_usd), 0), COALESCE(SUM(tokens), 0) "
-            "FROM scores WHERE fresh = 1"
+            "SELECT COUNT(*), COALESCE(SUM(cost_usd), 0), COALESCE(SUM(tokens), 0), "
+            "COALESCE(SUM(split = 'test'), 0) FROM scores WHERE fresh = 1"
         )[0]
         cached = self._query("SELECT COUNT(*) FROM scores WHERE fresh = 0")[0][0]
         mutation = self._query(
             "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(tokens), 0) FROM attempts"
         )[0]
         return {
-            "evaluations": int(evals[0]),
+            "evaluations": int(evals[0]) - int(evals[3]),
+            "test_evaluations": int(evals[3]),
             "cached": int(cached),
             "eval_cost_usd": float(evals[1]),
             "eval_tokens": int(evals[2]),

@@ -81,10 +81,12 @@ class ArchiveContext:
     def run_feedback(self, variant: Variant, tasks: Sequence[Task]) -> list[Any]:
         """Run ``variant`` on feedback ``tasks`` (cached), recorded in its archive entry."""
         pairs = [(variant, task) for task in tasks]
-        results = list(self.evaluator.evaluate(pairs, gate=self.gate))
-        if self.archive.has(variant.id):
-            for result in results:
+        known = self.archive.has(variant.id)
+        results = []
+        for result in self.evaluator.evaluate(pairs, gate=self.gate):
+            if known:  # recorded as it comes: the budget gate counts it before the next one
                 self.archive.record_score(result, split="feedback", fresh=not result.cached)
+            results.append(result)
         return results
 
     def passed_trajectories(self, variant: Variant, limit: int) -> list[Trajectory]:

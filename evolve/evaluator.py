@@ -11,7 +11,8 @@ For each (variant, task) pair:
    abandoned and scored as ``hang``.
 
 With ``log``, every job's start and end is appended to that file (JSON lines: ``event``
-start | finish | hang | infra, ``variant``, ``task``, ``t``): an audit of what was run.
+start | finish (stored) | crash | hang | infra | recover (found in the store after a
+crash, not run again), ``variant``, ``task``, ``t``): an audit of what was run.
 
 Trajectories are stored under ``run_id = evolve-<variant id>-<hash of model, seed,
 scorer>`` (trial 0), so storing is idempotent per cache key and ``exapt runs show`` reads
@@ -101,6 +102,7 @@ class RunTaskEvaluator:
             return result.model_copy(update={"cached": origin != self.origin})
         for t in self.store.trajectories(self.run_id(variant), task.id, with_steps=False):
             if t.metadata.get("evolve_key") == key:
+                self._log("recover", variant, task)
                 result = _result(variant, task, t)
                 self._cache(key, result)
                 self.fresh_keys.add(key)
@@ -145,9 +147,7 @@ class RunTaskEvaluator:
                     fatal = fatal or outcome.infra
                     self._log("infra", variant, task)
                     continue
-                result = self._record(variant, task, outcome)
-                self._log("finish", variant, task)
-                yield result
+                yield self._record(variant, task, outcome)
             now = time.monotonic()
             for future, (variant, task, started) in list(running.items()):
                 if now - started > self.job_timeout_s:
@@ -191,6 +191,7 @@ class RunTaskEvaluator:
     def _record(self, variant: Variant, task: Task, outcome: JobOutcome) -> TaskResult:
         """Store the trajectory (first), then cache the result; return it."""
         if outcome.trajectory is None or outcome.score is None:
+            self._log("crash", variant, task)
             return TaskResult(variant_id=variant.id, task_id=task.id, error=outcome.crash)
         key = self.key(variant, task)
         trajectory = outcome.trajectory
@@ -199,6 +200,7 @@ class RunTaskEvaluator:
         trajectory.metadata = {**trajectory.metadata, "evolve_key": key, "seed": self.seed}
         self._ensure_run(variant)
         self.store.add(trajectory)
+        self._log("finish", variant, task)  # finished = stored: it is never run again
         result = _result(variant, task, trajectory)
         self._cache(key, result)
         self.fresh_keys.add(key)
