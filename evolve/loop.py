@@ -167,6 +167,7 @@ class Evolution:
                 self._generation(g)
             if self.status == "running":
                 self.status = "done"
+            self.archive.set_meta("search_wall_s", self.elapsed())
             if self.config.final_test and self.test:
                 self._final_test()
         except KeyboardInterrupt:
