@@ -162,6 +162,7 @@ def main() -> None:
     args = parser.parse_args()
 
     home = args.home or tempfile.mkdtemp(prefix="exapt-bench-evolve-")
+    Path(home).mkdir(parents=True, exist_ok=True)
     os.environ["EXAPT_HOME"] = home
     models = Path(os.environ.get("EXAPT_BENCH_MODELS", Path(".exapt/models").resolve()))
     if models.is_dir() and not (Path(home) / "models").exists():

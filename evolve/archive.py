@@ -99,7 +99,7 @@ class ArchiveEntry(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    schema_version: int = Field(EVOLVE_SCHEMA, alias="schema")
+    schema_version: int = Field(default=EVOLVE_SCHEMA, alias="schema")
     variant_id: str
     parent_ids: list[str] = Field(default_factory=list)
     generation: int = 0

@@ -38,7 +38,7 @@ class TaskResult(BaseModel):
     variant does not load), ``crash: ...`` (the agent raised), ``hang: ...`` (no result in
     time). Such a result has reward 0 and is never cached."""
 
-    schema_version: int = Field(EVOLVE_SCHEMA, alias="schema")
+    schema_version: int = Field(default=EVOLVE_SCHEMA, alias="schema")
     variant_id: str
     task_id: str
     reward: float = 0.0

@@ -24,7 +24,7 @@ RESUMABLE = ("generations", "budget_usd", "max_tokens", "max_hours", "max_evals"
 class EvolveConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    schema_version: int = Field(CONFIG_SCHEMA, alias="schema")
+    schema_version: int = Field(default=CONFIG_SCHEMA, alias="schema")
     suite: str
     archive: str
     seed_agent: str | None = Field(None, description="spec, built-in name or variant folder")
