@@ -18,13 +18,14 @@ from exapt.evolve.variant import Variant
 from .helpers import agent_script, exapt_process, mutator_script, write_tasks
 
 
-def args(tmp: Path, bwrap: str) -> list[str]:
-    tasks = write_tasks(tmp / "tasks.jsonl", test_prefix="sleep 0.2;")
+def args(tmp: Path, bwrap: str, generations: int) -> list[str]:
+    tasks = write_tasks(tmp / "tasks.jsonl", test_prefix="sleep 0.1;")
     return [
         "evolve", "--archive", "k", "--suite", f"jsonl:{tasks}", "--seed", "tool_coder",
         "--model", f"scripted:{agent_script(tmp / 'agent.json')}",
         "--mutator-model", f"scripted:{mutator_script(tmp / 'mutator.json')}",
-        "--operators", "reflect_prompt,graph_options", "--generations", "3", "--children", "2",
+        "--operators", "reflect_prompt,graph_options", "--generations", str(generations),
+        "--children", "2",
         "--stages", "1,2,all", "--sandbox", bwrap, "--workers", "2", "--no-novelty", "--json",
     ]  # fmt: skip
 
@@ -72,12 +73,14 @@ def check_consistent(home: Path) -> None:
                 assert a.variant_id in ids
 
 
-@pytest.mark.parametrize("kill_after", [3, pytest.param(14, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    ("kill_after", "generations"), [(4, 2), pytest.param(14, 3, marks=pytest.mark.slow)]
+)
 def test_sigkill_then_resume_loses_and_repeats_nothing(
-    tmp_path: Path, bwrap: str, kill_after: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, bwrap: str, kill_after: int, generations: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EXAPT_HOME", str(tmp_path / "unused"))
-    cmd = args(tmp_path, bwrap)
+    cmd = args(tmp_path, bwrap, generations)
     reference = run_to_end(cmd, tmp_path / "reference")
     assert reference["status"] == "done"
 
