@@ -46,6 +46,7 @@ class EvolveConfig(BaseModel):
     harvest: int = Field(0, ge=0, description="feedback tasks the seed runs on at the start")
     stages: str = "1,10,all"
     thresholds: str = "parent"
+    min_solved: int = Field(0, ge=0, description="tasks a child must pass at each gate")
     seed: int = 0
     sandbox: str | None = None
     executor: str = "local"

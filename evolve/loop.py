@@ -332,15 +332,19 @@ class Evolution:
         parent_mean = sum(paired) / len(paired) if paired else None
         if stage == self.plan.last:
             return self.archive.update(entry.variant_id, status="accepted", stage=stage)
-        if self.plan.passes(stage, mean, parent_mean):
+        solved = sum(scores[t].passed for t in ids)
+        if self.plan.passes(stage, mean, parent_mean) and solved >= self.config.min_solved:
             return self.archive.update(entry.variant_id, stage=stage)
         need = threshold(self.plan.thresholds[stage - 1], parent_mean)
-        return self.archive.update(
-            entry.variant_id,
-            status="rejected",
-            stage=stage,
-            reason=f"stage {stage}: mean {mean:.3f} < {need:.3f} on {len(ids)} tasks",
+        why = (
+            f"mean {mean:.3f} < {need:.3f}"
+            if mean < need
+            else f"solved {solved} < --min-solved {self.config.min_solved}"
         )
+        return self.archive.update(
+            entry.variant_id, status="rejected", stage=stage,
+            reason=f"stage {stage}: {why} on {len(ids)} tasks",
+        )  # fmt: skip
 
     def _score(self, variant: Variant, tasks: list[Task]) -> None:
         self._score_many([variant], tasks)

@@ -12,7 +12,9 @@ with a threshold:
 - ``parent+D`` / ``parent-D``: the parent's mean plus or minus a margin;
 - a number in [0, 1]: an absolute mean.
 
-The last stage has no gate: a child that completes it is accepted.
+The last stage has no gate: a child that completes it is accepted. With ``--min-solved N``
+a gate also asks for at least N passed tasks of the stage (with a weak model most children
+tie their parent at 0, and a tie with nothing solved is no evidence worth a full stage).
 
 Example:
     plan = StagePlan.parse("1,10,50,all", "parent")

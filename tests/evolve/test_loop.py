@@ -205,3 +205,11 @@ def test_a_budget_stops_cleanly_and_resume_finishes(
     finished = [(e["variant"], e["task"]) for e in log if e["event"] == "finish"]
     spend = done["spend"]
     assert len(finished) == len(set(finished)) == spend["evaluations"] + spend["test_evaluations"]
+
+
+def test_min_solved_stops_children_that_solved_nothing(evolve_run: Callable[..., Any]) -> None:
+    evolve_run(generations=1, children=2, operators={"graph_options": 1.0}, min_solved=1)
+    with Archive.open("t") as archive:
+        children = [e for e in archive.entries() if e.generation == 1]
+        assert children and all(e.status == "rejected" for e in children)
+        assert all(e.reason == "stage 1: solved 0 < --min-solved 1 on 2 tasks" for e in children)
