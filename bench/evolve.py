@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         test_limit=args.test_limit,
         harvest=args.harvest,
         stages=args.stages,
-        thresholds="parent",
+        thresholds=args.thresholds,
+        min_solved=args.min_solved,
         workers=args.workers,
         max_hours=args.hours * 0.75,
         job_timeout_s=900,
@@ -153,6 +154,8 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=2)
     parser.add_argument("--stages", default="1,8,all")
     parser.add_argument("--selection", default="score_child")
+    parser.add_argument("--thresholds", default="parent")
+    parser.add_argument("--min-solved", type=int, default=1, help="passes a gate needs")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--harvest", type=int, default=40, help="train tasks the seed runs")
     parser.add_argument("--select-limit", type=int, default=None)
