@@ -259,6 +259,10 @@ class Evolution:
             tried.append(f"{name}: {getattr(operator, 'last_skip', None) or 'not applicable'}")
             if self.status != "running":
                 break
+        if self.status != "running":
+            # A budget closed during the mutation (its feedback attempts were cut short): keep
+            # nothing, so a resumed run redoes this slot as an uninterrupted one would.
+            return
         attempt = Attempt(generation=g, slot=slot, parent_id=parent_id, operator=name,
                           outcome="no-proposal", reason="; ".join(tried) or None,
                           cost_usd=cost, tokens=tokens)  # fmt: skip

@@ -185,14 +185,25 @@ def test_the_cache_is_shared_across_archives(evolve_run: Callable[..., Any], hom
         assert [e.variant_id for e in a.entries()] == [e.variant_id for e in b.entries()]
 
 
+def lineage_of(name: str) -> list[tuple[Any, ...]]:
+    with Archive.open(name) as archive:
+        return [(e.variant_id, tuple(e.parent_ids), e.generation, e.slot, e.status, e.score)
+                for e in archive.entries()]  # fmt: skip
+
+
+@pytest.mark.parametrize("max_evals", [3, 5, 9])  # stops before, during a mutation, in a stage
 def test_a_budget_stops_cleanly_and_resume_finishes(
-    evolve_run: Callable[..., Any], home: Path
+    evolve_run: Callable[..., Any], home: Path, monkeypatch: pytest.MonkeyPatch, max_evals: int
 ) -> None:
     from exapt.evolve.prepare import close, resume
 
-    stopped, _ = evolve_run(generations=3, children=2, max_evals=5, workers=1)
-    assert stopped["status"] == "stopped" and "max_evals=5" in stopped["stop_detail"]
-    assert stopped["spend"]["evaluations"] == 5
+    monkeypatch.setenv("EXAPT_HOME", str(home.parent / "reference"))
+    evolve_run(archive="ref", generations=3, children=2, workers=1)
+    reference = lineage_of("ref")
+    monkeypatch.setenv("EXAPT_HOME", str(home))
+    stopped, _ = evolve_run(generations=3, children=2, max_evals=max_evals, workers=1)
+    assert stopped["status"] == "stopped" and f"max_evals={max_evals}" in stopped["stop_detail"]
+    assert stopped["spend"]["evaluations"] == max_evals
     evolution = resume("t", {"max_evals": 1000})
     try:
         done = evolution.run()
@@ -205,6 +216,7 @@ def test_a_budget_stops_cleanly_and_resume_finishes(
     finished = [(e["variant"], e["task"]) for e in log if e["event"] == "finish"]
     spend = done["spend"]
     assert len(finished) == len(set(finished)) == spend["evaluations"] + spend["test_evaluations"]
+    assert lineage_of("t") == reference  # stopping and resuming changed nothing
 
 
 def test_min_solved_stops_children_that_solved_nothing(evolve_run: Callable[..., Any]) -> None:
