@@ -1,138 +1,138 @@
-"""Running skill code where it can do no harm: a fresh sandbox per check.
+"""What a skill may be before its tests are even run: a module of pure definitions.
 
-- ``verify``: a skill's tests, each run on a fresh copy of the skill's namespace; the
-  skill passes only if every test ran silently and the sandbox exited cleanly.
-- ``same_behaviour``: two skills called on the same inputs; equal iff every call gives the
-  same ``repr`` (or raises the same exception type).
+A skill is imported by later solutions (``from skills import NAME``), so it must not be able
+to change anything when imported or called — not the interpreter, not the standard library,
+not a test framework. ``vet`` admits a module only when it is built from capabilities that
+cannot reach those (an allowlist, not a list of known tricks):
 
-Never raises for what the code does (that is a failed check with its reason); raises only
-if the sandbox itself is broken (``SandboxError`` from the factory).
+- at top level only imports of pure standard-library modules (``PURE_MODULES``), function
+  and class definitions, and assignments (no other statement runs at import);
+- no name that reaches the interpreter's machinery (``__import__``, ``eval``, ``exec``,
+  ``open``, ``getattr``/``setattr``, ``globals``, ``vars``, ``__builtins__`` ...);
+- no dunder attribute beyond the few that classes need (``__init__``, ``__name__`` ...), so
+  no walk from an object to its class, globals, frames or subclasses;
+- an imported module is only read (``math.sqrt``): never assigned to, rebound or passed
+  around, so no skill can patch ``json.loads`` or ``re.match`` for the code that imports it.
+
+Then ``verify`` runs the skill's tests through the caller's ``SkillCheck`` (a sandbox and a
+judge the skill cannot reach). Parsing a hostile file never raises: a module too deep to
+parse is refused like any other.
 """
 
 from __future__ import annotations
 
 import ast
-import json
-from dataclasses import dataclass
 
-from exapt.tasks.base import SandboxFactory
+from exapt.memory.base import Check, SkillCheck
 
-TIMEOUT_S = 10.0  # skills are small functions; their tests finish in well under a second
-_MARK = "EXAPT_RESULT "
+#: Standard-library modules with no I/O, no process control and no interpreter access.
+PURE_MODULES = frozenset(
+    {
+        "__future__", "abc", "array", "base64", "binascii", "bisect", "calendar", "cmath",
+        "collections", "collections.abc", "copy", "dataclasses", "datetime", "decimal",
+        "difflib", "enum", "fnmatch", "fractions", "functools", "hashlib", "heapq", "html",
+        "itertools", "json", "math", "numbers", "operator", "random", "re", "statistics",
+        "string", "struct", "textwrap", "typing", "unicodedata", "zlib",
+    }
+)  # fmt: skip
+#: Builtins that reach past a function's own data: the interpreter, files, frames, modules.
+REFUSED_NAMES = frozenset(
+    {
+        "__builtins__", "__import__", "__loader__", "__spec__", "breakpoint", "compile",
+        "delattr", "eval", "exec", "exit", "getattr", "globals", "help", "input", "locals",
+        "memoryview", "open", "quit", "setattr", "vars",
+    }
+)  # fmt: skip
+#: Dunder attributes a class-based skill needs; every other ``x.__name__`` is refused.
+ALLOWED_DUNDERS = frozenset(
+    {
+        "__init__", "__name__", "__doc__", "__qualname__", "__len__", "__eq__", "__ne__",
+        "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__repr__", "__str__",
+        "__iter__", "__next__", "__contains__", "__getitem__", "__setitem__", "__post_init__",
+    }
+)  # fmt: skip
+MAX_SOURCE_CHARS = 50_000  # a skill is a small function; a huge one is not worth vetting
 
-_VERIFY = """\
-import json, sys
-sys.setrecursionlimit(10000)
-TESTS = json.loads(open("exapt_tests.json").read())
-import exapt_skill
-failures = []
-for i, src in enumerate(TESTS):
-    ns = dict(vars(exapt_skill))
+
+def vet(code: str) -> Check:
+    """``ok`` when ``code`` is a module of pure definitions (see the module docstring)."""
+    if len(code) > MAX_SOURCE_CHARS:
+        return Check(False, f"skill is {len(code)} characters (at most {MAX_SOURCE_CHARS})")
     try:
-        exec(compile(src, "<test %d>" % i, "exec"), ns)
-    except BaseException as exc:  # the test's verdict, whatever it raised
-        failures.append([i, ("%s: %s" % (type(exc).__name__, exc))[:300]])
-print("EXAPT_RESULT " + json.dumps({"ran": len(TESTS), "failures": failures}))
-"""
-
-_COMPARE = """\
-import json
-CALLS = json.loads(open("exapt_calls.json").read())
-import exapt_a, exapt_b
-def outcome(module, name, args):
-    ns = dict(vars(module))
-    try:
-        return "ok " + repr(eval("%s(%s)" % (name, args), ns))
-    except BaseException as exc:
-        return "raised " + type(exc).__name__
-same = []
-for args in CALLS:
-    same.append(outcome(exapt_a, NAME_A, args) == outcome(exapt_b, NAME_B, args))
-print("EXAPT_RESULT " + json.dumps({"same": same}))
-"""
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        return Check(False, f"skill does not parse: {type(exc).__name__}")
+    modules: set[str] = set()
+    for node in tree.body:
+        problem = _top_level(node, modules)
+        if problem:
+            return Check(False, problem)
+    for child in ast.walk(tree):
+        problem = _expression(child, modules)
+        if problem:
+            return Check(False, problem)
+    return Check(True, "pure definitions")
 
 
-@dataclass
-class Check:
-    ok: bool
-    reason: str = ""
-
-
-def _result(stdout: str) -> dict[str, object] | None:
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(_MARK):
-            try:
-                value = json.loads(line[len(_MARK) :])
-            except ValueError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None
-
-
-def verify(code: str, tests: list[str], factory: SandboxFactory) -> Check:
-    """Run ``tests`` against ``code`` in a fresh sandbox: ok only if all of them pass."""
+def verify(code: str, tests: list[str], check: SkillCheck) -> Check:
+    """Vet ``code``, then run ``tests`` against it with ``check``: ok only if both pass."""
     if not tests:
         return Check(False, "no tests")
-    files: dict[str, str | bytes] = {
-        "exapt_skill.py": code,
-        "exapt_tests.json": json.dumps(tests),
-        "exapt_verify.py": _VERIFY,
-    }
-    with factory(files) as box:
-        res = box.exec(["python3", "exapt_verify.py"], timeout=TIMEOUT_S)
-    data = _result(res.stdout)
-    if res.timed_out:
-        return Check(False, f"tests timed out after {TIMEOUT_S:.0f} s")
-    if data is None or not res.ok:
-        tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
-        return Check(False, f"exit {res.exit_code}: " + " | ".join(tail))
-    failures = data.get("failures") or []
-    if failures:
-        first = failures[0]  # type: ignore[index]
-        return Check(False, f"{len(failures)} of {data.get('ran')} tests failed, first: {first}")  # type: ignore[arg-type]
-    return Check(True, f"{data.get('ran')} tests passed")
+    vetted = vet(code)
+    if not vetted.ok:
+        return Check(False, f"refused: {vetted.reason}")
+    return check(code, tests)
 
 
-def call_arguments(tests: list[str], name: str) -> list[str]:
-    """The argument lists (source) of every call to ``name`` in ``tests``."""
-    out: list[str] = []
-    for src in tests:
-        try:
-            tree = ast.parse(src)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id == name
-            ):
-                args = [ast.unparse(a) for a in node.args]
-                args += [ast.unparse(k) for k in node.keywords]
-                out.append(", ".join(args))
-    return list(dict.fromkeys(out))
+def _top_level(node: ast.stmt, modules: set[str]) -> str:
+    """Why a top-level statement is refused ('' if it is not); collects module aliases."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name not in PURE_MODULES:
+                return f"imports {alias.name!r} (skills may import only pure modules)"
+            modules.add(alias.asname or alias.name.split(".")[0])
+        return ""
+    if isinstance(node, ast.ImportFrom):
+        if node.level or node.module not in PURE_MODULES:
+            return f"imports from {node.module!r} (skills may import only pure modules)"
+        for alias in node.names:
+            if alias.name == "*":
+                return f"imports * from {node.module!r}"
+            if f"{node.module}.{alias.name}" in PURE_MODULES:  # a submodule, e.g. abc
+                modules.add(alias.asname or alias.name)
+        return ""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return ""
+    if isinstance(node, ast.Assign | ast.AnnAssign):
+        return ""
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+        return ""  # a docstring
+    return f"runs a {type(node).__name__} statement at import (line {node.lineno})"
 
 
-def same_behaviour(
-    code_a: str, name_a: str, code_b: str, name_b: str, calls: list[str], factory: SandboxFactory
-) -> Check:
-    """Whether ``name_a`` of ``code_a`` and ``name_b`` of ``code_b`` give the same result on
-    every argument list of ``calls`` (at least one)."""
-    if not calls:
-        return Check(False, "no inputs to compare on")
-    runner = f"NAME_A = {name_a!r}\nNAME_B = {name_b!r}\n" + _COMPARE
-    files: dict[str, str | bytes] = {
-        "exapt_a.py": code_a,
-        "exapt_b.py": code_b,
-        "exapt_calls.json": json.dumps(calls),
-        "exapt_compare.py": runner,
-    }
-    with factory(files) as box:
-        res = box.exec(["python3", "exapt_compare.py"], timeout=TIMEOUT_S)
-    data = _result(res.stdout)
-    if data is None or not res.ok:
-        return Check(False, f"comparison did not run (exit {res.exit_code})")
-    same = data.get("same") or []
-    if isinstance(same, list) and same and all(same):
-        return Check(True, f"same on {len(same)} inputs")
-    return Check(False, "different outputs")
+def _expression(node: ast.AST, modules: set[str]) -> str:
+    """Why a node anywhere in the module is refused ('' if it is not)."""
+    if isinstance(node, ast.Name):
+        if node.id in REFUSED_NAMES:
+            return f"uses {node.id!r} (line {node.lineno})"
+        if node.id in modules and not isinstance(node.ctx, ast.Load):
+            return f"rebinds the module {node.id!r} (line {node.lineno})"
+    if isinstance(node, ast.Attribute):
+        name = node.attr
+        if name.startswith("__") and name.endswith("__") and name not in ALLOWED_DUNDERS:
+            return f"reads the attribute {name!r} (line {node.lineno})"
+        if _is_module(node.value, modules) and not isinstance(node.ctx, ast.Load):
+            return f"patches {ast.unparse(node)} (line {node.lineno})"
+    if isinstance(node, ast.Global | ast.Nonlocal) and set(node.names) & modules:
+        return f"rebinds a module (line {node.lineno})"
+    for child in ast.iter_child_nodes(node):
+        # A module used as a value (aliased, passed, stored) could be patched elsewhere.
+        if _is_module(child, modules) and not (
+            isinstance(node, ast.Attribute) and child is node.value
+        ):
+            return f"uses the module {child.id} as a value (line {child.lineno})"  # type: ignore[attr-defined]
+    return ""
+
+
+def _is_module(node: ast.AST, modules: set[str]) -> bool:
+    return isinstance(node, ast.Name) and node.id in modules
