@@ -30,22 +30,29 @@ TIMEOUT_S = 10.0  # skills are small functions; their tests finish in well under
 MAX_VALUES_BYTES = 2_000_000
 PROBE = "__exapt_probe_"
 
-# Runs in the sandbox, isolated (-I): nothing in the workspace shadows what it imports first.
+# Runs in the sandbox, isolated (-I): nothing in the workspace shadows what it imports. What
+# it reports with is taken before the skill is imported (a skill that patches ``repr``,
+# ``open`` or ``json`` in its process changes nothing here), written as the repr of a list
+# of str tuples (builtin types, whose repr cannot be patched), and the process ends at
+# once after (no exit handler of the skill's runs).
 _HARNESS = """\
-import json, sys
+import json, os, sys
+_repr, _open, _eval, _compile, _dict, _exit = repr, open, eval, compile, dict, os._exit
+_str, _type, _base = str, type, BaseException
 sys.setrecursionlimit(10000)
-probes = json.load(open("exapt_probes.json"))
+probes = json.load(_open("exapt_probes.json"))
 sys.path.append(".")
 import exapt_skill
-base = dict(vars(exapt_skill))
+base = _dict(vars(exapt_skill))
 out = []
 for src in probes:
     try:
-        out.append({"ok": repr(eval(compile(src, "<probe>", "eval"), dict(base)))[:200000]})
-    except BaseException as exc:  # the probe's outcome, whatever it raised
-        out.append({"raised": ("%s: %s" % (type(exc).__name__, exc))[:300]})
-with open("exapt_values.json", "w") as f:
-    json.dump(out, f)
+        out.append(("ok", _repr(_eval(_compile(src, "<probe>", "eval"), _dict(base)))[:200000]))
+    except _base as exc:  # the probe's outcome, whatever it raised
+        out.append(("raised", ("%s: %s" % (_type(exc).__name__, _str(exc)))[:300]))
+with _open("exapt_values.txt", "w") as f:
+    f.write(_repr(out))
+_exit(0)
 """
 
 
@@ -167,7 +174,7 @@ def _run_probes(code: str, probes: list[str], factory: SandboxFactory) -> list[A
         if res.timed_out:
             return Check(False, f"tests timed out after {TIMEOUT_S:.0f} s")
         try:
-            raw = box.read("exapt_values.json")
+            raw = box.read("exapt_values.txt")
         except (FileNotFoundError, SandboxError):
             tail = " | ".join((res.stderr or res.stdout).strip().splitlines()[-3:])
             return Check(False, f"the skill's process gave no values (exit {res.exit_code}) {tail}")
@@ -175,25 +182,36 @@ def _run_probes(code: str, probes: list[str], factory: SandboxFactory) -> list[A
 
 
 def _parse_values(raw: bytes, n: int) -> list[Any] | Check:
+    """The harness's report, read as plain data (``literal_eval`` runs no code)."""
     if len(raw) > MAX_VALUES_BYTES:
         return Check(False, f"the skill's values are over {MAX_VALUES_BYTES} bytes")
     try:
-        rows = json.loads(raw)
-    except (ValueError, RecursionError):
-        return Check(False, "the skill's values are not JSON")
-    if not isinstance(rows, list) or len(rows) != n:
+        rows = ast.literal_eval(raw.decode("utf-8", "replace"))
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return Check(False, "the skill's values are not plain data")
+    shape_ok = isinstance(rows, list) and len(rows) == n
+    if not shape_ok or not all(_is_row(r) for r in rows):
         return Check(False, "the skill's values do not match its probes")
     values: list[Any] = []
-    for row in rows:
-        if isinstance(row, dict) and isinstance(row.get("raised"), str):
-            values.append(("raised", row["raised"]))
+    for kind, text in rows:
+        if kind == "raised":
+            values.append(("raised", text))
             continue
         try:
-            value = ast.literal_eval(row["ok"])  # plain data only: no code is run
-        except (KeyError, TypeError, ValueError, SyntaxError, RecursionError, MemoryError):
+            value = ast.literal_eval(text)
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
             value = _NotData()
         values.append(("ok", value))
     return values
+
+
+def _is_row(row: Any) -> bool:
+    return (
+        isinstance(row, tuple)
+        and len(row) == 2
+        and row[0] in ("ok", "raised")
+        and isinstance(row[1], str)
+    )
 
 
 class _NotData:
