@@ -221,8 +221,9 @@ def test_the_judge_of_skill_tests_cannot_be_fooled_from_the_skills_process(
         "exits at once": "def add(a, b):\n    raise SystemExit(0)\n",
         "exits hard": "import os\ndef add(a, b):\n    os._exit(0)\n",
         "patches the reporting builtins": (
-            "import builtins, json\nbuiltins.repr = lambda v: '5'\n"
-            "json.dump = lambda *a, **k: None\ndef add(a, b):\n    return 0\n"
+            "import builtins\n_r = repr\n"
+            "builtins.repr = lambda v: '5' if isinstance(v, int) else _r(v)\n"
+            "def add(a, b):\n    return 0\n"
         ),
         "rewrites the report at exit": (
             "import atexit\natexit.register(lambda: open('exapt_values.txt', 'w')"
