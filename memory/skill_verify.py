@@ -91,19 +91,16 @@ class _Vetter:
         self.classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
 
     def run(self) -> Check:
-        for node in self.tree.body:
-            problem = self._top_level(node)
+        problems = [self._top_level(statement) for statement in self.tree.body]
+        problems += [self._node(node) for node in ast.walk(self.tree)]
+        problems += [
+            self._stores(function)
+            for function in ast.walk(self.tree)
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+        ]
+        for problem in problems:
             if problem:
                 return Check(False, problem)
-        for node in ast.walk(self.tree):
-            problem = self._node(node)
-            if problem:
-                return Check(False, problem)
-        for function in ast.walk(self.tree):
-            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
-                problem = self._stores(function)
-                if problem:
-                    return Check(False, problem)
         return Check(True, "pure definitions")
 
     def _top_level(self, node: ast.stmt) -> str:
