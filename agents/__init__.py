@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from exapt.agents.budget import Budget
-    from exapt.agents.runner import Attempt, attempt_task, run_task
+    from exapt.agents.runner import Attempt, run_task
     from exapt.agents.spec import AgentSpec, MemoryOptions, default_spec_for, load_spec
     from exapt.agents.writer import text_writer
 
@@ -24,7 +24,6 @@ __all__ = [
     "Attempt",
     "Budget",
     "MemoryOptions",
-    "attempt_task",
     "default_spec_for",
     "load_spec",
     "run_task",
@@ -36,7 +35,6 @@ _LAZY = {
     "Attempt": "exapt.agents.runner",
     "Budget": "exapt.agents.budget",
     "MemoryOptions": "exapt.agents.spec",
-    "attempt_task": "exapt.agents.runner",
     "default_spec_for": "exapt.agents.spec",
     "load_spec": "exapt.agents.spec",
     "run_task": "exapt.agents.runner",

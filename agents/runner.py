@@ -1,9 +1,9 @@
 """One attempt of one agent on one task, from sandbox to scored trajectory.
 
-``attempt_task``: recall memory -> open the agent's sandbox (task files + memory files) ->
-run the graph -> snapshot the workspace -> close -> score the snapshot in a fresh sandbox ->
-``Attempt``. ``run_task`` is the same, then lets memory learn from it; the run engine
-(``exapt.engine``) calls ``attempt_task``, stores the attempt, and only then learns.
+``run_task``: recall memory -> open the agent's sandbox (task files + memory files) -> run
+the graph -> snapshot the workspace -> close -> score the snapshot in a fresh sandbox ->
+(learn) -> ``Attempt``. The run engine (``exapt.engine``) runs it with ``learn=False``,
+stores the attempt, and only then lets memory learn.
 
 The agent sees ``task.public()`` only; ``task.hidden`` reaches the scorer alone. What the
 workspace does to the snapshot or the scorer (too large, unreadable, output no parser can
@@ -107,49 +107,22 @@ def run_task(
     trial: int = 0,
     memory: AgentMemory | None = None,
     budget: Budget | None = None,
+    learn: bool = True,
 ) -> Attempt:
-    """``attempt_task``, then ``memory.learn`` from the scored attempt (when the spec has
-    memory on). A failure to learn propagates: use ``exapt.engine`` to store attempts first.
-
-    Example:
-        attempt = run_task(task, spec=load_spec("tool_coder"), model=model, sandbox=factory,
-                           scorer=suite.scorer(), run_id="r1")
-        attempt.score.passed, attempt.trajectory.result.stop_reason
-    """
-    attempt = attempt_task(
-        task,
-        spec=spec,
-        model=model,
-        sandbox=sandbox,
-        scorer=scorer,
-        run_id=run_id,
-        trial=trial,
-        memory=memory,
-        budget=budget,
-    )
-    if memory is not None and spec.memory.enabled:
-        memory.learn(task, attempt.trajectory, attempt.score, attempt.workspace)
-    return attempt
-
-
-def attempt_task(
-    task: Task,
-    *,
-    spec: AgentSpec,
-    model: Model,
-    sandbox: SandboxFactory,
-    scorer: Scorer,
-    run_id: str,
-    trial: int = 0,
-    memory: AgentMemory | None = None,
-    budget: Budget | None = None,
-) -> Attempt:
-    """Run ``spec`` with ``model`` on ``task`` (recalling ``memory``) and score the result.
+    """Run ``spec`` with ``model`` on ``task`` (recalling ``memory``) and score the result;
+    then, when ``learn`` (and the spec has memory on), let memory learn from it. The engine
+    passes ``learn=False``: it stores the attempt first and learns after, so a failure to
+    learn loses nothing; here a failure to learn propagates.
 
     ``budget`` tightens the spec's ``limits``. A budget hit ends the attempt cleanly (its
     ``stop_reason`` says which). ``ModelError`` propagates (fatal for the run); a tool's
     failure is an observation for the model; a scorer never raises for a bad solution, and
     what a workspace does to the snapshot or the scorer is this attempt's result.
+
+    Example:
+        attempt = run_task(task, spec=load_spec("tool_coder"), model=model, sandbox=factory,
+                           scorer=suite.scorer(), run_id="r1")
+        attempt.score.passed, attempt.trajectory.result.stop_reason
     """
     started = time.monotonic()
     use_memory = memory is not None and spec.memory.enabled
@@ -198,6 +171,8 @@ def attempt_task(
         trusted=trusted_pass(score),
     )
     trajectory.wall_s = time.monotonic() - started
+    if learn and use_memory and memory is not None:
+        memory.learn(task, trajectory, score, workspace)
     return Attempt(trajectory=trajectory, score=score, workspace=workspace)
 
 

@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from exapt.agents import Attempt, attempt_task
+from exapt.agents import Attempt, run_task
 from exapt.agents.budget import Budget
 from exapt.agents.models.base import Model
 from exapt.agents.spec import AgentSpec
@@ -41,7 +41,7 @@ class AttemptJob:
 def run_job(job: AttemptJob) -> Attempt:
     """Run one attempt (no store, no learning). ``ModelError`` and other infrastructure
     errors propagate: the engine decides what they mean for the run."""
-    return attempt_task(
+    return run_task(
         job.task,
         spec=job.spec,
         model=job.model,
@@ -51,6 +51,7 @@ def run_job(job: AttemptJob) -> Attempt:
         trial=job.trial,
         memory=job.memory,
         budget=job.budget,
+        learn=False,  # the engine stores the attempt first, then learns
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agent_helpers import FIX_ADD, HiddenTestScorer, tool_reply
 
-from exapt.agents import attempt_task, load_spec
+from exapt.agents import load_spec, run_task
 from exapt.agents.models import ScriptedModel
 from exapt.memory.trajectories import TrajectoryStore
 from exapt.tasks.base import SandboxFactory, Score, Task
@@ -21,7 +21,7 @@ def test_an_oversized_workspace_ends_the_attempt_with_its_reason(
 ) -> None:
     fill = tool_reply("shell", command="head -c 60000000 /dev/zero > big.bin && echo filled")
     model = ScriptedModel([fill, tool_reply("submit")])
-    attempt = attempt_task(
+    attempt = run_task(
         add_task, spec=load_spec("tool_coder"), model=model, sandbox=sandbox_factory,
         scorer=scorer, run_id="r1",
     )  # fmt: skip
@@ -43,7 +43,7 @@ class BrokenParser:
 def test_a_scorer_that_cannot_parse_ends_the_attempt(
     add_task: Task, sandbox_factory: SandboxFactory
 ) -> None:
-    attempt = attempt_task(
+    attempt = run_task(
         add_task, spec=load_spec("tool_coder"), model=ScriptedModel(FIX_ADD),
         sandbox=sandbox_factory, scorer=BrokenParser(), run_id="r1",
     )  # fmt: skip
@@ -74,7 +74,7 @@ def test_a_2_mb_tool_argument_is_stored_once_not_once_per_step(
         replies += [tool_reply("shell", f"s{i}", command=f"echo {i}") for i in range(n - 2)]
         model = ScriptedModel([*replies, tool_reply("submit")])
         spec = load_spec("tool_coder")
-        attempt = attempt_task(
+        attempt = run_task(
             add_task, spec=spec, model=model, sandbox=sandbox_factory, scorer=scorer,
             run_id=f"r{n}",
         )  # fmt: skip
