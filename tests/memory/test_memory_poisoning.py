@@ -238,3 +238,36 @@ def test_the_judge_of_skill_tests_cannot_be_fooled_from_the_skills_process(
     assert check_skill(
         "def add(a, b):\n    return a + b\n", ["assert add(2, 3) == 5"], sandbox_factory
     ).ok
+
+
+def test_exports_carry_no_hidden_test_text() -> None:
+    """The score step (the judge's feedback, which may quote a hidden test) never leaves."""
+    from exapt.memory.trajectory_export import to_finetune_record
+
+    steps = [
+        Step(kind="model", input={"prompt": "def reverse_words(s):\n"}, output="    return s\n"),
+        Step(kind="score", output={"feedback": HIDDEN, "passed": True, "reward": 1.0}),
+    ]
+    record = to_finetune_record(steps)
+    assert record == {"prompt": "def reverse_words(s):\n", "completion": "    return s\n"}
+
+
+DEEP = {
+    # parses, but unparsing it recurses past the limit (the crash seen in extraction)
+    "deep.py": 'def h(a):\n    """Chain.\n\n    >>> h(1)\n    601\n    """\n    return a'
+    + " + a" * 600,
+    # too deep for the parser itself
+    "deeper.py": "def k(a):\n    return a" + "()" * 50_000,
+}
+
+
+@pytest.mark.bwrap
+def test_a_deeply_nested_file_proposes_nothing_and_fails_nothing(
+    tmp_path: Path, task, embedder: object, skill_check: SkillCheck
+) -> None:  # type: ignore[no-untyped-def]
+    memory = open_memory(str(tmp_path), check=skill_check)
+    workspace = {name: text.encode() for name, text in DEEP.items()}
+    workspace["solution.py"] = SOLUTION  # a good file beside them still gives its skill
+    memory.learn(task, poisoned_trajectory("rev"), Score(reward=1.0, passed=True), workspace)
+    names = [i.metadata["name"] for i in memory.store.get("skills")]
+    assert names == ["reverse_words"]
