@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from exapt.agents.budget import Budget
     from exapt.agents.runner import Attempt, run_task
     from exapt.agents.spec import AgentSpec, MemoryOptions, default_spec_for, load_spec
+    from exapt.agents.writer import text_writer
 
 __all__ = [
     "AgentSpec",
@@ -26,6 +27,7 @@ __all__ = [
     "default_spec_for",
     "load_spec",
     "run_task",
+    "text_writer",
 ]
 
 _LAZY = {
@@ -36,6 +38,7 @@ _LAZY = {
     "default_spec_for": "exapt.agents.spec",
     "load_spec": "exapt.agents.spec",
     "run_task": "exapt.agents.runner",
+    "text_writer": "exapt.agents.writer",
 }
 
 

@@ -1,8 +1,13 @@
-"""``run_task``: one attempt of one agent on one task, from sandbox to scored trajectory.
+"""One attempt of one agent on one task, from sandbox to scored trajectory.
 
-recall memory -> open the agent's sandbox (task files + memory files) -> run the graph ->
-snapshot the workspace -> close -> score the snapshot in a fresh sandbox -> learn -> Attempt.
-The agent sees ``task.public()`` only; ``task.hidden`` reaches the scorer alone.
+``run_task``: recall memory -> open the agent's sandbox (task files + memory files) -> run
+the graph -> snapshot the workspace -> close -> score the snapshot in a fresh sandbox ->
+(learn) -> ``Attempt``. The run engine (``exapt.engine``) runs it with ``learn=False``,
+stores the attempt, and only then lets memory learn.
+
+The agent sees ``task.public()`` only; ``task.hidden`` reaches the scorer alone. What the
+workspace does to the snapshot or the scorer (too large, unreadable, output no parser can
+read) ends this attempt with reward 0 and a ``stop_reason``, never the run.
 """
 
 from __future__ import annotations
@@ -22,19 +27,40 @@ from exapt.agents.models.base import Model
 from exapt.agents.spec import KNOWN_GRAPHS, AgentSpec
 from exapt.errors import ConfigError
 from exapt.memory.base import AgentMemory, Recollection
-from exapt.records import SCHEMA_VERSION, Outcome, Step, Trajectory
+from exapt.records import SCHEMA_VERSION, Outcome, Step, Trajectory, trusted_pass
 from exapt.registry import resolve
+from exapt.sandbox.base import Sandbox, SandboxError
 from exapt.tasks.base import SandboxFactory, Score, Scorer, Task
 from exapt.tools.base import get_tools
+
+#: What scoring a hostile workspace may raise besides a broken sandbox: output no parser
+#: can read, nesting too deep, a report too large. It is the attempt's result, not a crash.
+SCORE_FAILURES = (SandboxError, ValueError, UnicodeError, RecursionError, MemoryError)
 
 
 @dataclass
 class Attempt:
-    """What one attempt produced: the trajectory (with its result), the score, the workspace."""
+    """What one attempt produced: the trajectory (with its result), the score, the final
+    workspace (empty when the engine did not keep it), and whether it came from a cache."""
 
     trajectory: Trajectory
     score: Score
     workspace: dict[str, bytes]
+    cached: bool = False
+
+    @property
+    def task_id(self) -> str:
+        return self.trajectory.task_id
+
+    @property
+    def trial(self) -> int:
+        return self.trajectory.trial
+
+    @property
+    def learn_error(self) -> str | None:
+        """Why memory could not learn from this attempt (it was stored all the same)."""
+        error = self.trajectory.metadata.get("learn_error")
+        return str(error) if error else None
 
 
 # Compiled graphs by variant id: compiling is per spec, not per task, and a compiled graph
@@ -81,12 +107,17 @@ def run_task(
     trial: int = 0,
     memory: AgentMemory | None = None,
     budget: Budget | None = None,
+    learn: bool = True,
 ) -> Attempt:
-    """Run ``spec`` with ``model`` on ``task`` and score the result.
+    """Run ``spec`` with ``model`` on ``task`` (recalling ``memory``) and score the result;
+    then, when ``learn`` (and the spec has memory on), let memory learn from it. The engine
+    passes ``learn=False``: it stores the attempt first and learns after, so a failure to
+    learn loses nothing; here a failure to learn propagates.
 
     ``budget`` tightens the spec's ``limits``. A budget hit ends the attempt cleanly (its
     ``stop_reason`` says which). ``ModelError`` propagates (fatal for the run); a tool's
-    failure is an observation for the model; a scorer never raises for a bad solution.
+    failure is an observation for the model; a scorer never raises for a bad solution, and
+    what a workspace does to the snapshot or the scorer is this attempt's result.
 
     Example:
         attempt = run_task(task, spec=load_spec("tool_coder"), model=model, sandbox=factory,
@@ -126,22 +157,56 @@ def run_task(
             started=started,
         )
         final = run_graph(ctx)
-        workspace = box.snapshot()
+        workspace, unscorable = _snapshot(box)
     finally:
         box.close()
-    score = scorer.score(task, workspace, sandbox)
+    score, failure = _score(scorer, task, workspace, sandbox) if unscorable is None else unscorable
     trajectory.add(Step(kind="score", output=score.model_dump(), duration_s=score.duration_s))
     trajectory.result = Outcome(
         reward=score.reward,
         passed=score.passed,
         error=score.error,
         feedback=score.feedback,
-        stop_reason=final.get("stop_reason") or "done",
+        stop_reason=failure or final.get("stop_reason") or "done",
+        trusted=trusted_pass(score),
     )
     trajectory.wall_s = time.monotonic() - started
-    if use_memory and memory:
-        memory.learn(task, trajectory, score, workspace, sandbox)
+    if learn and use_memory and memory is not None:
+        memory.learn(task, trajectory, score, workspace)
     return Attempt(trajectory=trajectory, score=score, workspace=workspace)
+
+
+def _failed(stop_reason: str, error: str, started: float) -> tuple[Score, str | None]:
+    """The result of an attempt that could not be scored: reward 0, the reason kept."""
+    score = Score(
+        reward=0.0, passed=False, error=error[:2000], duration_s=time.monotonic() - started
+    )
+    return score, stop_reason
+
+
+def _snapshot(box: Sandbox) -> tuple[dict[str, bytes], tuple[Score, str | None] | None]:
+    """The final workspace, or nothing and the failed result when it cannot be taken."""
+    started = time.monotonic()
+    try:
+        return box.snapshot(), None
+    except SandboxError as exc:
+        # The backends raise SandboxError("workspace is larger than ...") for an oversized
+        # workspace (a WorkspaceTooLarge subclass is coming with the judge).
+        too_large = type(exc).__name__ == "WorkspaceTooLarge" or "larger than" in str(exc)
+        reason = "workspace_too_large" if too_large else "snapshot_failed"
+        return {}, _failed(reason, f"snapshot failed: {exc}", started)
+
+
+def _score(
+    scorer: Scorer, task: Task, workspace: dict[str, bytes], sandbox: SandboxFactory
+) -> tuple[Score, str | None]:
+    """The scorer's verdict, or reward 0 and ``score_failed`` when scoring broke on what
+    the workspace holds."""
+    started = time.monotonic()
+    try:
+        return scorer.score(task, workspace, sandbox), None
+    except SCORE_FAILURES as exc:
+        return _failed("score_failed", f"scoring failed: {type(exc).__name__}: {exc}", started)
 
 
 def _recall(memory: AgentMemory, task: Task, spec: AgentSpec, model: Model) -> Recollection:

@@ -31,7 +31,7 @@ from _machine import machine_info, write_result
 def run_one(
     label: str, agent: str | None, limit: int | None, workers: int | None
 ) -> dict[str, Any]:
-    from exapt.runs import Run, RunConfig
+    from exapt.engine import Run, RunConfig
 
     console = Console()
     config = RunConfig(

@@ -93,14 +93,22 @@ class Outcome(BaseModel):
     passed: bool = False
     error: str | None = None
     feedback: str = ""
-    stop_reason: str = (
-        ""  # submitted | done | max_steps | max_tokens | max_cost | max_wall | context_window
+    stop_reason: str = ""  # submitted | done | max_steps | max_tokens | max_cost | max_wall |
+    # context_window | workspace_too_large | snapshot_failed | score_failed
+    trusted: bool | None = Field(
+        None, description="trusted_pass(score) when scored; None in records made before"
     )
+
+
+def trusted_pass(score: Score) -> bool:
+    """Whether a pass may be learned from (skills, insights, training data): the one place
+    that rule lives. For now: passed, and the scorer ran the tests without an error."""
+    return score.passed and score.error is None
 
 
 class Trajectory(BaseModel):
     """Everything one attempt did: every model call, tool call and observation, the totals,
-    and the scorer's outcome. ``exapt.memory.trajectories`` stores them."""
+    and the scorer's outcome. ``exapt.memory.trajectories.TrajectoryStore`` stores them."""
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -1,8 +1,8 @@
 """Insights: general rules distilled from success/failure pairs, kept with ExpeL's
 operations and counters.
 
-A chat model compares a failed and a successful attempt at one task with the current rules
-and answers with operations, one per line (``prompts/insights.md``):
+A chat model (a ``Writer``) compares a failed and a successful attempt at one task with the
+current rules and answers with operations, one per line (``prompts/insights.md``):
 
     ADD: <rule>          a new rule, counter 2
     EDIT <n>: <rule>     rewrite rule n, counter + 1
@@ -19,14 +19,12 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from exapt.errors import ExaptError
+from exapt.memory.base import Writer
 from exapt.memory.render import clip, render
 from exapt.memory.store import Item, MemoryStore
-
-if TYPE_CHECKING:
-    from exapt.agents.models.base import Model
 
 KIND = "insights"
 ADD_COUNT = 2  # as in ExpeL: a new rule survives one disagreement
@@ -158,7 +156,7 @@ class Insights:
 
     def distill(
         self,
-        model: Model,
+        write: Writer,
         *,
         instruction: str,
         failure: str,
@@ -166,8 +164,8 @@ class Insights:
         suite: str = "",
         max_ops: int = 3,
     ) -> dict[str, int]:
-        """Ask ``model`` (a chat model) for operations comparing ``failure`` and ``success``
-        and apply them. A failed model call changes nothing."""
+        """Ask ``write`` (a chat model) for operations comparing ``failure`` and ``success``
+        and apply them. A failed call changes nothing."""
         shown = self.top(self.max_rules_shown)
         prompt = render(
             "insights",
@@ -182,7 +180,7 @@ class Insights:
             max_ops=max_ops,
         )
         try:
-            reply = model.chat([{"role": "user", "content": prompt}])
+            reply = write(prompt)
         except ExaptError:
             return {"ADD": 0, "EDIT": 0, "AGREE": 0, "REMOVE": 0}
-        return self.apply(parse_ops(reply.text or "")[:max_ops], shown, suite=suite)
+        return self.apply(parse_ops(reply or "")[:max_ops], shown, suite=suite)

@@ -82,22 +82,45 @@ def tried(trajectory: Trajectory, n: int = 5) -> list[str]:
     return list(dict.fromkeys(reversed(actions)))[:n][::-1]
 
 
-def steps_digest(trajectory: Trajectory, n: int = 12, width: int = 300) -> str:
-    """The last ``n`` steps as lines a model can read (calls, observations, replies)."""
+def actions_digest(trajectory: Trajectory, n: int = 12, width: int = 300) -> str:
+    """The agent's own last ``n`` actions as lines a model can read: the tools it called
+    (with their arguments) and what it said. Never observations, notes or the score: what
+    the solution printed reaches those, and it must not become a lesson."""
     lines: list[str] = []
-    for step in trajectory.steps[-n:]:
+    for step in trajectory.steps:
         if step.kind == "tool" and isinstance(step.input, dict):
             args = json.dumps(_arguments(step.input.get("arguments")), default=str)
             lines.append(f"- call {step.input.get('name', 'tool')}({clip(args, width)})")
-            lines.append(f"  -> {clip(str(step.output or ''), width)}")
         elif step.kind == "model":
             out = step.output
             text = out.get("content") if isinstance(out, dict) else out
             if text:
                 lines.append(f"- said: {clip(str(text), width)}")
-        elif step.kind in ("score", "note") and step.output:
-            lines.append(f"- {step.kind}: {clip(str(step.output), width)}")
-    return "\n".join(lines) or "(no steps recorded)"
+    return "\n".join(lines[-n:]) or "(no actions recorded)"
+
+
+def hidden_lines(hidden: Any, min_chars: int = 8) -> set[str]:
+    """Every line (stripped, at least ``min_chars`` long) of the text in a task's ``hidden``
+    data: what must never reach a stored lesson or a prompt."""
+    found: set[str] = set()
+    todo = [hidden]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, str):
+            found |= {ln.strip() for ln in value.splitlines() if len(ln.strip()) >= min_chars}
+        elif isinstance(value, dict):
+            todo += list(value.values())
+        elif isinstance(value, list | tuple):
+            todo += list(value)
+    return found
+
+
+def scrub(text: str, secret_lines: set[str]) -> str:
+    """``text`` without the lines that quote one of ``secret_lines`` (hidden test text)."""
+    if not secret_lines:
+        return text
+    kept = [ln for ln in text.splitlines() if not any(s in ln for s in secret_lines)]
+    return "\n".join(kept)
 
 
 def solution_code(workspace: dict[str, bytes], exclude: tuple[str, ...] = ("skills.py",)) -> str:

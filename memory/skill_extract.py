@@ -3,8 +3,9 @@ made self-contained (the module's imports and the helpers and constants it uses)
 taken from what exercised it in the open — doctest examples in its docstring and the
 asserts of visible test files that call it.
 
-Only proposals: nothing here runs code. ``skill_verify`` runs the tests in a sandbox before
-anything is stored.
+Only proposals: nothing here runs code. ``skill_verify`` vets the code and has the tests
+judged before anything is stored. A hostile file (huge, or nested too deep for the parser)
+is skipped, never an error: it proposes nothing.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exapt.memory.render import clip, is_test_file
+from exapt.memory.skill_verify import PURE_MODULES
 
 MAX_TESTS = 20
+MAX_FILE_CHARS = 200_000  # a solution file worth a skill is far smaller
 _SKIP_NAMES = {"main", "solve", "run"}
+#: What parsing or unparsing a hostile file can raise (deep nesting, huge literals).
+_HOSTILE = (SyntaxError, ValueError, RecursionError, MemoryError)
 
 
 @dataclass
@@ -55,6 +60,8 @@ def propose(
     for path, data in sorted(workspace.items()):
         if not path.endswith(".py") or path.rsplit("/", 1)[-1] == "skills.py":
             continue
+        if len(data) > MAX_FILE_CHARS:
+            continue
         text = data.decode("utf-8", "replace")
         (tests if is_test_file(path) else sources)[path] = text
     test_asserts = [a for text in tests.values() for a in _asserts(text)]
@@ -63,10 +70,11 @@ def propose(
     for text in sources.values():
         try:
             module = ast.parse(text)
-        except SyntaxError:
+            test_asserts += _asserts_of(module)  # asserts the solution runs at top level
+            found = _from_module(module, test_asserts, instruction, provenance or {})
+        except _HOSTILE:
             continue
-        test_asserts += _asserts_of(module)  # asserts the solution itself runs at top level
-        for proposal in _from_module(module, test_asserts, instruction, provenance or {}):
+        for proposal in found:
             if proposal.name not in seen:
                 seen.add(proposal.name)
                 proposals.append(proposal)
@@ -100,8 +108,13 @@ def _from_module(
             continue
         needed = _closure(node.name, defs)
         body = [defs[n] for n in sorted(needed, key=lambda n: defs[n].lineno)]
+        used = {n.id for b in body for n in ast.walk(b) if isinstance(n, ast.Name)}
         code = "\n".join(
-            [*(ast.unparse(i) for i in imports), "", *(ast.unparse(b) + "\n" for b in body)]
+            [
+                *(ast.unparse(i) for i in imports if _kept(i, used)),
+                "",
+                *(ast.unparse(b) + "\n" for b in body),
+            ]
         )
         docstring = ast.get_docstring(node) or ""
         allowed = needed | imported
@@ -126,6 +139,17 @@ def _from_module(
             )
         )
     return out
+
+
+def _kept(node: ast.Import | ast.ImportFrom, used: set[str]) -> bool:
+    """Whether a skill keeps one of its solution's imports: a pure module always (the
+    solution's context), any other only when the skill uses it (and vetting then refuses)."""
+    if isinstance(node, ast.ImportFrom):
+        if node.module in PURE_MODULES and not node.level:
+            return True
+    elif all(alias.name in PURE_MODULES for alias in node.names):
+        return True
+    return bool({(alias.asname or alias.name).split(".")[0] for alias in node.names} & used)
 
 
 def _imports_skills(node: ast.Import | ast.ImportFrom) -> bool:
@@ -183,7 +207,7 @@ def _doctests(name: str, docstring: str) -> list[str]:
 def _asserts(text: str) -> list[ast.stmt]:
     try:
         return _asserts_of(ast.parse(text), deep=True)
-    except SyntaxError:
+    except _HOSTILE:
         return []
 
 

@@ -2,11 +2,13 @@
 plus what it lacks: tests, versions, usage scores).
 
 Lifecycle of a skill (``status`` in its metadata):
-- proposed from a passing solution (``skill_extract``), **inserted only if its tests pass
-  when re-run in a fresh sandbox** — a skill whose tests fail is never stored;
-- a near-duplicate of an active skill (embedding similarity ≥ ``merge_similarity`` AND the
-  same outputs on the same inputs, checked in the sandbox) is merged into it (tests and
-  provenance added) instead of stored;
+- proposed from a trusted pass (``skill_extract``), **inserted only if it is a module of
+  pure definitions (``skill_verify.vet``) and its tests pass under the caller's
+  ``SkillCheck``** (a sandbox and a judge the skill cannot reach) — a skill whose tests fail
+  is never stored;
+- a near-duplicate of an active skill (embedding similarity ≥ ``merge_similarity`` AND each
+  passes the other's tests, checked the same way) is merged into it (tests and provenance
+  added) instead of stored;
 - the same name with other behaviour → a new version ``skill:<name>:v<n+1>``; the old one
   becomes ``superseded`` and is kept;
 - usage (``retrieved``, ``used``, ``passed_when_used``) gives a UCB score: the mean pass rate
@@ -25,11 +27,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from exapt.memory.base import Check, SkillCheck
 from exapt.memory.render import clip
 from exapt.memory.skill_extract import SkillProposal
-from exapt.memory.skill_verify import call_arguments, same_behaviour, verify
+from exapt.memory.skill_verify import verify
 from exapt.memory.store import Item, MemoryStore
-from exapt.tasks.base import SandboxFactory
 
 KIND = "skills"
 Status = Literal["active", "superseded", "retired"]
@@ -60,7 +62,7 @@ class SkillLibrary:
 
     Example:
         lib = SkillLibrary(store)
-        result = lib.insert(proposal, sandbox_factory)   # verified in a fresh sandbox
+        result = lib.insert(proposal, check)   # vetted, then its tests judged by ``check``
         lib.search("reverse the words of a sentence", k=3)
     """
 
@@ -80,25 +82,16 @@ class SkillLibrary:
     # -- insert ---------------------------------------------------------------------------
 
     def insert(
-        self, proposal: SkillProposal, factory: SandboxFactory, *, instruction: str = ""
+        self, proposal: SkillProposal, check: SkillCheck, *, instruction: str = ""
     ) -> InsertResult:
-        """Verify ``proposal`` in a fresh sandbox, then merge, version or insert it."""
-        check = verify(proposal.code, proposal.tests, factory)
-        if not check.ok:
-            return InsertResult("rejected", None, check.reason)
+        """Vet ``proposal`` and judge its tests with ``check``, then merge, version or insert."""
+        verdict = verify(proposal.code, proposal.tests, check)
+        if not verdict.ok:
+            return InsertResult("rejected", None, verdict.reason)
         document = proposal.document(instruction)
         vector = self.store.embed([document])[0]
         for other in self._near(vector):
-            calls = call_arguments(proposal.tests, proposal.name)
-            calls += call_arguments(_payload_tests(other), str(other.metadata["name"]))
-            same = same_behaviour(
-                proposal.code,
-                proposal.name,
-                str(other.payload().get("code", "")),
-                str(other.metadata["name"]),
-                list(dict.fromkeys(calls)),
-                factory,
-            )
+            same = _same_behaviour(proposal, other, check)
             if same.ok:
                 self._merge(other, proposal)
                 return InsertResult("merged", other.id, f"{same.reason} as {other.id}")
@@ -133,7 +126,7 @@ class SkillLibrary:
         self.store.add(KIND, [new_id], [document], [meta], embeddings=[vector])
         if latest is not None and latest.metadata.get("status") == "active":
             self.store.update(KIND, latest.id, {"status": "superseded", "updated_at": now})
-        return InsertResult("versioned" if latest else "inserted", new_id, check.reason)
+        return InsertResult("versioned" if latest else "inserted", new_id, verdict.reason)
 
     def _near(self, vector: list[float]) -> list[Item]:
         found = self.store.query(KIND, vector, 3, where={"status": "active"})
@@ -243,6 +236,27 @@ class SkillLibrary:
 def _payload_tests(item: Item) -> list[str]:
     tests = item.payload().get("tests", [])
     return [str(t) for t in tests] if isinstance(tests, list) else []
+
+
+def _same_behaviour(proposal: SkillProposal, other: Item, check: SkillCheck) -> Check:
+    """Whether ``proposal`` and the stored ``other`` agree on every input with a known
+    answer: each must pass the other's tests (the names bridged by an alias)."""
+    other_name = str(other.metadata.get("name", ""))
+    other_code = str(other.payload().get("code", ""))
+    other_tests = _payload_tests(other)
+    if not other_name.isidentifier() or not other_tests:
+        return Check(False, "nothing to compare on")
+    theirs = check(_aliased(proposal.code, proposal.name, other_name), other_tests)
+    if not theirs.ok:
+        return Check(False, f"fails {other.id}'s tests: {theirs.reason}")
+    ours = check(_aliased(other_code, other_name, proposal.name), proposal.tests)
+    if not ours.ok:
+        return Check(False, f"{other.id} fails the new tests: {ours.reason}")
+    return Check(True, f"same on {len(other_tests) + len(proposal.tests)} tests")
+
+
+def _aliased(code: str, name: str, alias: str) -> str:
+    return code if name == alias else f"{code.rstrip()}\n\n{alias} = {name}\n"
 
 
 def render_skills_module(items: list[Item]) -> str:

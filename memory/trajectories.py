@@ -9,6 +9,12 @@ Tables (schema version in ``PRAGMA user_version``):
   without its steps.
 - ``steps``: one row per step of a trajectory, in order (kind, input, output, tokens,
   cost, timings), so ``exapt runs show --task`` reads one attempt without parsing a run.
+  A model step's input is packed (``trajectory_pack``): its messages are references to
+- ``blobs``: each distinct message (and tool list) of an attempt, stored once — so storage
+  grows with what an attempt said, not with the square of its steps.
+
+The schema (``trajectory_schema``) is versioned in ``PRAGMA user_version``; a schema-1 file
+(no ``blobs``) is upgraded in place when opened, its steps read back as they were.
 
 Contract: ``add`` writes a trajectory and its steps in one transaction and is idempotent
 per (run_id, task_id, trial) — adding again replaces the earlier attempt, never duplicates
@@ -26,6 +32,8 @@ Example:
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -37,56 +45,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from exapt.errors import ConfigError
+from exapt.memory.trajectory_pack import Packer, unpack
+from exapt.memory.trajectory_schema import ensure_schema
 from exapt.records import Step, Trajectory
-
-STORE_SCHEMA = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id   TEXT PRIMARY KEY,
-    created  REAL NOT NULL,
-    updated  REAL NOT NULL,
-    config   TEXT NOT NULL,
-    status   TEXT NOT NULL,
-    summary  TEXT
-);
-CREATE TABLE IF NOT EXISTS trajectories (
-    run_id      TEXT NOT NULL,
-    task_id     TEXT NOT NULL,
-    trial       INTEGER NOT NULL,
-    variant_id  TEXT NOT NULL,
-    model       TEXT NOT NULL,
-    passed      INTEGER NOT NULL,
-    reward      REAL NOT NULL,
-    tokens_in   INTEGER NOT NULL,
-    tokens_out  INTEGER NOT NULL,
-    cost_usd    REAL NOT NULL,
-    wall_s      REAL NOT NULL,
-    stop_reason TEXT NOT NULL,
-    error       TEXT,
-    created     REAL NOT NULL,
-    data        TEXT NOT NULL,
-    PRIMARY KEY (run_id, task_id, trial)
-);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id     TEXT NOT NULL,
-    task_id    TEXT NOT NULL,
-    trial      INTEGER NOT NULL,
-    idx        INTEGER NOT NULL,
-    kind       TEXT NOT NULL,
-    input      TEXT,
-    output     TEXT,
-    tokens_in  INTEGER NOT NULL,
-    tokens_out INTEGER NOT NULL,
-    cost_usd   REAL NOT NULL,
-    duration_s REAL NOT NULL,
-    started_at REAL NOT NULL,
-    PRIMARY KEY (run_id, task_id, trial, idx)
-);
-CREATE INDEX IF NOT EXISTS trajectories_by_task ON trajectories (task_id);
-"""
-
-_OUR_NAMES = {"runs", "trajectories", "steps", "trajectories_by_task"}
 
 _TRAJ_COLUMNS = (
     "run_id, task_id, trial, variant_id, model, passed, reward, tokens_in, tokens_out, "
@@ -138,28 +99,7 @@ class TrajectoryStore:
         conn.execute("PRAGMA journal_mode = WAL")  # must run outside a transaction
         conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL
         with self._transaction():  # two processes opening a new file create it once
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > STORE_SCHEMA:
-                raise ConfigError(
-                    f"{self.path} has trajectory schema {version}; this exapt reads up to "
-                    f"{STORE_SCHEMA}",
-                    hint="upgrade exapt, or use another EXAPT_HOME",
-                )
-            if version == STORE_SCHEMA:
-                return
-            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            foreign = {n for n in names if not n.startswith("sqlite_")} - _OUR_NAMES
-            if foreign:
-                raise ConfigError(
-                    f"{self.path} is a SQLite file of something else (tables: "
-                    f"{', '.join(sorted(foreign))})",
-                    hint="point EXAPT_HOME at another folder, or move this file away",
-                )
-            # executescript() would COMMIT our transaction first: run statement by statement.
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {STORE_SCHEMA}")
+            ensure_schema(conn, self.path)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -245,6 +185,7 @@ class TrajectoryStore:
         t = trajectory
         now = time.time()
         data = t.model_dump_json(by_alias=True, exclude={"steps"})
+        packer = Packer()
         steps = [
             (
                 t.run_id,
@@ -252,7 +193,7 @@ class TrajectoryStore:
                 t.trial,
                 i,
                 s.kind,
-                json.dumps(s.input, default=str),
+                json.dumps(packer.pack(s.input), default=str),
                 json.dumps(s.output, default=str),
                 s.tokens_in,
                 s.tokens_out,
@@ -270,6 +211,7 @@ class TrajectoryStore:
                 (t.run_id, now, now),
             )
             conn.execute("DELETE FROM steps WHERE run_id = ? AND task_id = ? AND trial = ?", key)
+            conn.execute("DELETE FROM blobs WHERE run_id = ? AND task_id = ? AND trial = ?", key)
             conn.execute(
                 f"INSERT OR REPLACE INTO trajectories ({_TRAJ_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -290,6 +232,10 @@ class TrajectoryStore:
                 ),
             )
             conn.executemany("INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", steps)
+            conn.executemany(
+                "INSERT INTO blobs VALUES (?, ?, ?, ?, ?)",
+                [(*key, h, text) for h, text in packer.blobs.items()],
+            )
 
     def trajectories(
         self, run_id: str | None = None, task_id: str | None = None, *, with_steps: bool = True
@@ -311,6 +257,12 @@ class TrajectoryStore:
         return out
 
     def _steps(self, run_id: str, task_id: str, trial: int) -> list[Step]:
+        key = (run_id, task_id, trial)
+        blobs = dict(
+            self._query(
+                "SELECT hash, data FROM blobs WHERE run_id = ? AND task_id = ? AND trial = ?", key
+            )
+        )
         rows = self._query(
             "SELECT kind, input, output, tokens_in, tokens_out, cost_usd, duration_s, started_at "
             "FROM steps WHERE run_id = ? AND task_id = ? AND trial = ? ORDER BY idx",
@@ -319,7 +271,7 @@ class TrajectoryStore:
         return [
             Step(
                 kind=kind,
-                input=json.loads(inp) if inp is not None else None,
+                input=unpack(json.loads(inp), blobs) if inp is not None else None,
                 output=json.loads(outp) if outp is not None else None,
                 tokens_in=tin,
                 tokens_out=tout,
@@ -330,149 +282,51 @@ class TrajectoryStore:
             for kind, inp, outp, tin, tout, cost, dur, start in rows
         ]
 
+    def update_metadata(self, run_id: str, task_id: str, trial: int, **values: Any) -> None:
+        """Merge ``values`` into a stored attempt's ``metadata`` (e.g. ``learn_error``);
+        ``KeyError`` when no such attempt is stored."""
+        key = (run_id, task_id, trial)
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT data FROM trajectories WHERE run_id = ? AND task_id = ? AND trial = ?",
+                key,
+            ).fetchone()
+            if row is None:
+                raise KeyError(key)
+            data = json.loads(row[0])
+            data["metadata"] = {**data.get("metadata", {}), **values}
+            conn.execute(
+                "UPDATE trajectories SET data = ? WHERE run_id = ? AND task_id = ? AND trial = ?",
+                (json.dumps(data, default=str), *key),
+            )
+
+    def find_attempt(
+        self,
+        variant_id: str,
+        task_id: str,
+        model: str,
+        trial: int,
+        *,
+        exclude_run: str | None = None,
+    ) -> Trajectory | None:
+        """The latest stored attempt (with its steps) of this variant, task, model and
+        trial, from any run but ``exclude_run``, that is not itself a cached copy."""
+        rows = self._query(
+            "SELECT run_id, data FROM trajectories WHERE variant_id = ? AND task_id = ? "
+            "AND model = ? AND trial = ? AND run_id != ? ORDER BY created DESC",
+            (variant_id, task_id, model, trial, exclude_run or ""),
+        )
+        for run_id, data in rows:
+            t = Trajectory.model_validate_json(data)
+            if "cached_from" not in t.metadata:
+                t.steps = self._steps(run_id, task_id, trial)
+                return t
+        return None
+
     def done_keys(self, run_id: str) -> set[tuple[str, int]]:
         """The (task_id, trial) pairs of ``run_id`` already stored: what ``--resume`` skips."""
         rows = self._query("SELECT task_id, trial FROM trajectories WHERE run_id = ?", (run_id,))
         return {(task, int(trial)) for task, trial in rows}
-
-    # --- export -----------------------------------------------------------------------
-
-    def export_jsonl(
-        self, path: Path | str, run_id: str | None = None, *, passed_only: bool = True
-    ) -> int:
-        """Write fine-tuning records, one JSON object per line, atomically; return how many.
-
-        A trajectory with chat model calls becomes one OpenAI chat record
-        ``{"messages": [...], "tools": [...]}`` (assistant ``tool_calls`` and ``tool``
-        messages rebuilt from the steps); one with only completion calls becomes
-        ``{"prompt", "completion"}`` from its last completion. Trajectories without model
-        calls are skipped. ``passed_only`` keeps only attempts the scorer passed.
-        """
-        from exapt.paths import atomic_write
-
-        lines = []
-        for t in self.trajectories(run_id):
-            if passed_only and not t.result.passed:
-                continue
-            record = to_finetune_record(t.steps)
-            if record is not None:
-                lines.append(json.dumps(record, ensure_ascii=False))
-        atomic_write(Path(path), "".join(line + "\n" for line in lines))
-        return len(lines)
-
-
-def to_finetune_record(steps: list[Step]) -> dict[str, Any] | None:
-    """One fine-tuning record from a trajectory's steps (see ``export_jsonl``), or None."""
-    chat = [s for s in steps if s.kind == "model" and _is_chat(s.input)]
-    if chat:
-        messages: list[dict[str, Any]] = []
-        tools: list[dict[str, Any]] = []
-        for step in steps:
-            if step.kind == "model" and _is_chat(step.input):
-                messages = _merge_sent(messages, step.input["messages"])
-                tools = step.input.get("tools") or tools
-                messages.append(_assistant_message(step.output))
-            elif step.kind == "tool" and isinstance(step.input, dict):
-                call_id = step.input.get("id")
-                if call_id and not _has_tool_result(messages, call_id):
-                    messages.append(
-                        {"role": "tool", "tool_call_id": call_id, "content": _text(step.output)}
-                    )
-        while messages and messages[-1].get("role") != "assistant":
-            messages.pop()  # e.g. the observation of `submit`: nothing after it to learn
-        record: dict[str, Any] = {"messages": messages}
-        if tools:
-            record["tools"] = [_tool_schema(tool) for tool in tools]
-        return record
-    completions = [
-        s for s in steps if s.kind == "model" and isinstance(s.input, dict) and "prompt" in s.input
-    ]
-    if completions:
-        last = completions[-1]
-        return {"prompt": str(last.input["prompt"]), "completion": _text(last.output)}
-    return None
-
-
-def _is_chat(step_input: Any) -> bool:
-    return isinstance(step_input, dict) and isinstance(step_input.get("messages"), list)
-
-
-def _merge_sent(history: list[dict[str, Any]], sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The conversation after a model call that was sent ``sent``.
-
-    Agents send either the whole history each call (the usual ReAct loop) or only what is
-    new since their last call; a ``sent`` that starts with the history's roles (and tool-call
-    ids) is the whole history and replaces it, otherwise it is appended — minus tool results
-    the history already holds from tool steps.
-    """
-    sent = [dict(m) for m in sent]
-    if _same_shape(sent[: len(history)], history):
-        return sent
-    merged = list(history)
-    for message in sent:
-        call_id = message.get("tool_call_id")
-        if message.get("role") == "tool" and call_id and _has_tool_result(merged, call_id):
-            continue
-        merged.append(message)
-    return merged
-
-
-def _same_shape(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
-    if len(a) != len(b):
-        return False
-    return all(
-        x.get("role") == y.get("role") and x.get("tool_call_id") == y.get("tool_call_id")
-        for x, y in zip(a, b, strict=True)
-    )
-
-
-def _has_tool_result(messages: list[dict[str, Any]], call_id: str) -> bool:
-    return any(m.get("role") == "tool" and m.get("tool_call_id") == call_id for m in messages)
-
-
-def _assistant_message(output: Any) -> dict[str, Any]:
-    """A model step's output as an OpenAI assistant message, tool-call arguments as JSON text
-    (the fine-tuning format requires strings)."""
-    if not isinstance(output, dict):
-        return {"role": "assistant", "content": _text(output)}
-    message: dict[str, Any] = {"role": "assistant", "content": output.get("content") or ""}
-    if "text" in output and "content" not in output:  # a dumped ModelReply
-        message["content"] = output.get("text") or ""
-    calls = []
-    for call in output.get("tool_calls") or []:
-        fn = call.get("function") or {"name": call.get("name"), "arguments": call.get("arguments")}
-        arguments = fn.get("arguments")
-        if not isinstance(arguments, str):
-            arguments = json.dumps(arguments if arguments is not None else {})
-        calls.append(
-            {
-                "id": call.get("id", ""),
-                "type": "function",
-                "function": {"name": fn.get("name", ""), "arguments": arguments},
-            }
-        )
-    if calls:
-        message["tool_calls"] = calls
-    return message
-
-
-def _tool_schema(tool: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAI ``{"type": "function", "function": {...}}`` tool, whichever way it was stored."""
-    if tool.get("type") == "function" and "function" in tool:
-        return tool
-    return {"type": "function", "function": tool}
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        for key in ("content", "text", "output", "stdout"):
-            if isinstance(value.get(key), str):
-                return str(value[key])
-    return json.dumps(value, default=str)
 
 
 def _where(**filters: Any) -> tuple[str, tuple[Any, ...]]:
@@ -494,3 +348,22 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
         n_trajectories=n,
         n_passed=n_passed,
     )
+
+
+def live_status(record: RunRecord) -> str:
+    """The stored status, except that a ``running`` run whose process is gone (on this
+    host; the engine writes ``pid`` and ``host`` into the summary) shows as ``killed`` —
+    resumable with ``exapt run --resume``."""
+    summary = record.summary or {}
+    if record.status != "running" or summary.get("host") != socket.gethostname():
+        return str(record.status)
+    pid = summary.get("pid")
+    if not isinstance(pid, int):
+        return str(record.status)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "killed"
+    except PermissionError:  # alive, someone else's
+        pass
+    return str(record.status)

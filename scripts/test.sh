@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run exapt's checks on this machine with the real parts: bubblewrap, a Docker engine
 # (started here if none runs, stopped at the end), the locally built sandbox image,
-# Chroma, the embedded model. Extra arguments go to pytest (e.g. -m "not slow").
+# Chroma, the embedded model; the import layers (lint-imports) and types (mypy).
+# Extra arguments go to pytest (e.g. -m "not slow").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -37,5 +38,6 @@ status=0
 exapt doctor || status=1
 ruff check . || status=1
 ruff format --check . || status=1
+python scripts/check_layers.py --mypy || status=1  # import-linter layers + mypy on the package
 python -m pytest -ra "$@" || status=1
 exit $status

@@ -84,6 +84,22 @@ def get_tools(names: list[str]) -> dict[str, Tool]:
     return {tool.name: tool for tool in tools}
 
 
+def object_schema(
+    required: tuple[str, ...] = (), **properties: str | dict[str, Any]
+) -> dict[str, Any]:
+    """A JSON schema of keyword arguments: each property a description (a string argument)
+    or a schema of its own; ``required`` names those that must be given."""
+    props = {
+        name: {"type": "string", "description": spec} if isinstance(spec, str) else spec
+        for name, spec in properties.items()
+    }
+    return {"type": "object", "properties": props, "required": list(required)}
+
+
+#: The ``path`` argument of every file tool.
+PATH = "path relative to the workspace"
+
+
 def openai_schema(tool: Tool) -> dict[str, Any]:
     """The OpenAI function-calling schema of ``tool`` (what ``Model.chat(tools=...)`` takes)."""
     return {

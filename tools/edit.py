@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from exapt.tools.base import ToolContext, ToolError
+from exapt.tools.base import PATH, ToolContext, ToolError, object_schema
 
 
 def _text_arg(args: dict[str, Any], name: str, tool: str) -> str:
@@ -17,14 +17,9 @@ def _text_arg(args: dict[str, Any], name: str, tool: str) -> str:
 class CreateTool:
     name = "create"
     description = "Create a file in the workspace, or overwrite it, with the given content."
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {
-            "path": {"type": "string", "description": "path relative to the workspace"},
-            "content": {"type": "string", "description": "the whole new content of the file"},
-        },
-        "required": ["path", "content"],
-    }
+    parameters: ClassVar[dict[str, Any]] = object_schema(
+        ("path", "content"), path=PATH, content="the whole new content of the file"
+    )
 
     def run(self, ctx: ToolContext, **args: Any) -> str:
         path = _text_arg(args, "path", self.name)
@@ -39,15 +34,12 @@ class StrReplaceTool:
         "Replace one exact occurrence of old_str in a workspace file by new_str. old_str must "
         "occur exactly once (include surrounding lines to make it unique); whitespace counts."
     )
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {
-            "path": {"type": "string", "description": "path relative to the workspace"},
-            "old_str": {"type": "string", "description": "the exact text to replace"},
-            "new_str": {"type": "string", "description": "the text to put in its place"},
-        },
-        "required": ["path", "old_str", "new_str"],
-    }
+    parameters: ClassVar[dict[str, Any]] = object_schema(
+        ("path", "old_str", "new_str"),
+        path=PATH,
+        old_str="the exact text to replace",
+        new_str="the text to put in its place",
+    )
 
     def run(self, ctx: ToolContext, **args: Any) -> str:
         path = _text_arg(args, "path", self.name)

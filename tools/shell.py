@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from exapt.tools.base import ToolContext, ToolError, cut
+from exapt.tools.base import ToolContext, ToolError, cut, object_schema
 
 
 class ShellTool:
@@ -14,11 +14,7 @@ class ShellTool:
         "its exit code, stdout and stderr. The working directory persists between calls. "
         "There is no network. Long outputs are cut in the middle."
     )
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {"command": {"type": "string", "description": "the command to run"}},
-        "required": ["command"],
-    }
+    parameters: ClassVar[dict[str, Any]] = object_schema(("command",), command="the command to run")
 
     def run(self, ctx: ToolContext, **args: Any) -> str:
         command = args.get("command")

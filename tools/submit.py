@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from exapt.tools.base import Submitted, ToolContext
+from exapt.tools.base import Submitted, ToolContext, object_schema
 
 
 class SubmitTool:
@@ -13,11 +13,7 @@ class SubmitTool:
         "Call when the task is solved and the files in the workspace are final. The workspace "
         "is then scored by hidden tests; you cannot act after this."
     )
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {"message": {"type": "string", "description": "optional closing note"}},
-        "required": [],
-    }
+    parameters: ClassVar[dict[str, Any]] = object_schema(message="optional closing note")
 
     def run(self, ctx: ToolContext, **args: Any) -> str:
         raise Submitted(str(args.get("message") or ""))

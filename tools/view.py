@@ -6,7 +6,7 @@ import shlex
 from typing import Any, ClassVar
 
 from exapt.sandbox.base import SandboxError
-from exapt.tools.base import ToolContext, ToolError, cut
+from exapt.tools.base import PATH, ToolContext, ToolError, cut, object_schema
 
 
 class ViewTool:
@@ -15,15 +15,12 @@ class ViewTool:
         "Show a file of the workspace with line numbers, optionally only lines start..end "
         "(1-based, inclusive). For a directory, list its files."
     )
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {
-            "path": {"type": "string", "description": "path relative to the workspace"},
-            "start": {"type": "integer", "description": "first line to show (default 1)"},
-            "end": {"type": "integer", "description": "last line to show (default: the end)"},
-        },
-        "required": ["path"],
-    }
+    parameters: ClassVar[dict[str, Any]] = object_schema(
+        ("path",),
+        path=PATH,
+        start={"type": "integer", "description": "first line to show (default 1)"},
+        end={"type": "integer", "description": "last line to show (default: the end)"},
+    )
 
     def run(self, ctx: ToolContext, **args: Any) -> str:
         path = str(args.get("path") or "").strip() or "."

@@ -1,6 +1,8 @@
-"""What the two coder loops share: their typed state and the node that runs actions.
+"""What the two coder loops share: their typed state, the ``start`` node, the node that
+runs actions and the graph itself (``build_loop``).
 
-A loop is ``start -> model -> act -> model ... -> END``. ``model`` checks the budget before
+A loop is ``start -> model -> act -> model ... -> END``. ``start`` opens the chat with the
+``system`` and ``instance`` prompts; ``model`` (each loop's own) checks the budget before
 calling (and sets ``stop_reason`` instead when a limit is reached); ``act`` runs the pending
 actions through the tools and ends the loop on ``Submitted``. The state keeps every message
 whole; ``history`` is what the model is sent (old observations cut short).
@@ -11,17 +13,19 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, NotRequired, Protocol, TypedDict
 
-from langgraph.graph import END
+from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from exapt.agents.context import AgentContext
-from exapt.agents.models.base import ContextWindowExceeded, Message, ToolCall
+from exapt.agents.models.base import (
+    ARGUMENTS_ERROR_KEY,  # set by the model backends on arguments that are not a JSON object
+    ContextWindowExceeded,
+    Message,
+    ToolCall,
+)
 from exapt.tools.base import Submitted, ToolError
-
-# Set by the model backends on a tool call whose arguments were not a JSON object.
-ARGUMENTS_ERROR_KEY = "_arguments_error"
 
 
 class LoopState(TypedDict):
@@ -34,6 +38,43 @@ class LoopState(TypedDict):
     cost_usd: Annotated[float, operator.add]
     actions: NotRequired[list[ToolCall]]  # what the last model reply asked to run
     stop_reason: NotRequired[str]  # set once: why the loop ended
+
+
+class Node(Protocol):
+    """A loop's node: the state in, the update out, the attempt's context at hand."""
+
+    def __call__(self, state: LoopState, *, runtime: Runtime[AgentContext]) -> dict[str, Any]: ...
+
+
+#: Turns (call, observation) into the message the model reads next.
+Observe = Callable[[AgentContext, ToolCall, str], Message]
+
+
+def start(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Open the chat: the ``system`` prompt, then the ``instance`` prompt as the user."""
+    ctx = runtime.context
+    return {
+        "messages": [
+            {"role": "system", "content": ctx.message("system")},
+            {"role": "user", "content": ctx.message("instance")},
+        ]
+    }
+
+
+def build_loop(
+    model: Node, observe: Observe
+) -> StateGraph[LoopState, AgentContext, LoopState, LoopState]:
+    """``start -> model -> act -> model ...``: the graph of a coder loop whose model node is
+    ``model`` and whose observations are made by ``observe``."""
+    graph = StateGraph(LoopState, context_schema=AgentContext)
+    graph.add_node("start", start)
+    graph.add_node("model", model)
+    graph.add_node("act", Act(observe))
+    graph.add_edge(START, "start")
+    graph.add_edge("start", "model")
+    graph.add_conditional_edges("model", after_model, ["act", "model", "__end__"])
+    graph.add_conditional_edges("act", after_act, ["model", "__end__"])
+    return graph
 
 
 def history(ctx: AgentContext, messages: list[Message]) -> list[Message]:
@@ -85,7 +126,7 @@ class Act:
     """The ``act`` node: runs the pending actions; ``observe`` turns (call, observation)
     into the message the model reads next (a tool message, or a user message for text)."""
 
-    def __init__(self, observe: Callable[[AgentContext, ToolCall, str], Message]) -> None:
+    def __init__(self, observe: Observe) -> None:
         self.observe = observe
 
     def __call__(self, state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:

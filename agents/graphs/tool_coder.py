@@ -11,31 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.graph import START, StateGraph
+from langgraph.graph import StateGraph
 from langgraph.runtime import Runtime
 
 from exapt.agents.context import AgentContext
-from exapt.agents.graphs.loop import (
-    Act,
-    LoopState,
-    after_act,
-    after_model,
-    counters,
-    history,
-    out_of_context,
-)
+from exapt.agents.graphs.loop import LoopState, build_loop, counters, history, out_of_context
 from exapt.agents.models.base import ContextWindowExceeded, Message, ToolCall
 from exapt.agents.spec import AgentSpec
-
-
-def start(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    ctx = runtime.context
-    return {
-        "messages": [
-            {"role": "system", "content": ctx.message("system")},
-            {"role": "user", "content": ctx.message("instance")},
-        ]
-    }
 
 
 def model(state: LoopState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -59,12 +41,4 @@ def observe(ctx: AgentContext, call: ToolCall, observation: str) -> Message:
 
 
 def build(spec: AgentSpec) -> StateGraph[LoopState, AgentContext, LoopState, LoopState]:
-    graph = StateGraph(LoopState, context_schema=AgentContext)
-    graph.add_node("start", start)
-    graph.add_node("model", model)
-    graph.add_node("act", Act(observe))
-    graph.add_edge(START, "start")
-    graph.add_edge("start", "model")
-    graph.add_conditional_edges("model", after_model, ["act", "model", "__end__"])
-    graph.add_conditional_edges("act", after_act, ["model", "__end__"])
-    return graph
+    return build_loop(model, observe)

@@ -42,7 +42,8 @@ KINDS_HELP = "reflection, skill or insight (default: all)"
 
 
 def _store(url: str | None, embedder: str | None = None) -> MemoryStore:
-    from exapt.memory.store import MemoryStore, stored_embedder
+    from exapt.memory.reembed import stored_embedder
+    from exapt.memory.store import MemoryStore
 
     # Without --embedder, open the memory in the space it was made in: inspecting must not
     # need to know how it was built.
@@ -224,7 +225,7 @@ def reembed(
     memory_url: MemoryUrl = None,
 ) -> None:
     """Re-embed every record with EMBEDDER (after changing embedding model)."""
-    from exapt.memory.store import reembed as reembed_store
+    from exapt.memory.reembed import reembed as reembed_store
 
     counts = reembed_store(memory_url, embedder)
     Console().print(

@@ -1,8 +1,9 @@
 """``exapt run``: an agent on a suite, with live progress, a results table and summary.json.
 
-The loop lives in ``exapt.runs.Run``; this module only turns flags into a ``RunConfig``,
-draws progress (on stderr, so ``--json`` keeps stdout clean) and maps the run's status to
-an exit code: 0 done or stopped by a budget, 1 failed, 130 interrupted, 2 bad input.
+The run lives in ``exapt.engine`` (``Run`` over the ``Engine``); this module only turns
+flags into a ``RunConfig``, draws progress (on stderr, so ``--json`` keeps stdout clean)
+and maps the run's status to an exit code: 0 done or stopped by a budget, 1 failed,
+130 interrupted, 2 bad input.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from exapt.runs import Run
+    from exapt.engine import Run
 
 EXIT_CODES = {"done": 0, "stopped": 0, "failed": 1, "interrupted": 130}
 # Options that define what a run is: taken from the saved config on --resume.
@@ -103,8 +104,8 @@ def run(
 
     Example: exapt run --suite humaneval --limit 5 --model local
     """
+    from exapt.engine import Run, make_config
     from exapt.errors import ConfigError
-    from exapt.runs import Run, make_config
 
     values: dict[str, Any] = {
         "suite": suite,
@@ -183,7 +184,7 @@ def _with_progress(prepared: Run, err: Console) -> dict[str, Any]:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from exapt.runs import RunProgress
+    from exapt.engine import Progress as RunProgress
 
     columns = (
         TextColumn("[bold]{task.description}"),

@@ -49,7 +49,7 @@ def _get_run(store: TrajectoryStore, run_id: str) -> RunRecord:
 
 
 def status_of(record: RunRecord) -> str:
-    from exapt.runs import live_status
+    from exapt.memory.trajectories import live_status
 
     return live_status(record)
 
@@ -145,9 +145,11 @@ def export(
 ) -> None:
     """Write the run's trajectories as fine-tuning JSONL: OpenAI chat records
     ({"messages", "tools"}, with tool calls) or {"prompt", "completion"} records."""
+    from exapt.memory.trajectory_export import export_jsonl
+
     store = _store()
     _get_run(store, run_id)
-    n = store.export_jsonl(path, run_id, passed_only=not all_attempts)
+    n = export_jsonl(store, path, run_id, passed_only=not all_attempts)
     make_console(stderr=True).print(f"wrote {n} records to {path}", highlight=False)
 
 

@@ -4,12 +4,10 @@ in a fresh sandbox (as the real scorers do), a fake memory and scripted tool cal
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from exapt.agents.models.base import ModelReply, ToolCall
 from exapt.memory.base import Recollection
 from exapt.records import Trajectory
-from exapt.sandbox.base import Sandbox
 from exapt.tasks.base import SandboxFactory, Score, Task
 
 BUGGY = "def add(a, b):\n    return a - b\n"
@@ -50,12 +48,7 @@ class FakeMemory:
         return self.recollection
 
     def learn(
-        self,
-        task: Task,
-        trajectory: Trajectory,
-        score: Score,
-        workspace: dict[str, bytes],
-        sandbox: Callable[[dict[str, str | bytes]], Sandbox],
+        self, task: Task, trajectory: Trajectory, score: Score, workspace: dict[str, bytes]
     ) -> None:
         self.learned.append((task, trajectory, score, workspace))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from exapt.agents.models.scripted import ScriptedModel
+from exapt.agents.writer import text_writer
 from exapt.memory.insights import Insights, Op, parse_ops
 from exapt.memory.store import MemoryStore
 
@@ -65,7 +66,7 @@ def test_distill_asks_a_chat_model_and_applies_its_ops(tmp_path: Path, embedder:
     ins.apply([Op("ADD", None, "Read the task statement twice.")])
     model = ScriptedModel(["ADD: Check the order of arguments in assertions.\nAGREE 1\nnonsense"])
     done = ins.distill(
-        model,
+        text_writer(model),  # type: ignore[arg-type]
         instruction="reverse words",
         failure="assert 'a b' == 'b a'",
         success="return ' '.join(...)",

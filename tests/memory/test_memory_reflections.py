@@ -8,6 +8,7 @@ from memory_helpers import make_task, make_trajectory
 
 from exapt.agents.models.base import ModelError
 from exapt.agents.models.scripted import ScriptedModel
+from exapt.agents.writer import text_writer
 from exapt.memory.reflections import Reflections, summarize
 from exapt.memory.store import MemoryStore
 from exapt.tasks.base import Score
@@ -78,7 +79,7 @@ def test_chat_model_writes_the_lesson(tmp_path: Path, embedder: object) -> None:
     model = ScriptedModel(["Split on whitespace, then join the words in reverse order."])
     refl = Reflections(_store(tmp_path))
     task = make_task("rev", TASKS["rev"])
-    item = refl.add(task, make_trajectory("rev"), FAIL, model=model)
+    item = refl.add(task, make_trajectory("rev"), FAIL, write=text_writer(model))
     assert item.metadata["source"] == "model"
     assert item.metadata["text"].startswith("Split on whitespace")
     prompt = model.calls[0]["messages"][-1]["content"]
@@ -89,7 +90,10 @@ def test_base_model_or_failing_model_gives_a_summary(tmp_path: Path, embedder: o
     refl = Reflections(_store(tmp_path))
     task = make_task("rev", TASKS["rev"])
     base = ScriptedModel(["never used"], is_base=True)
-    assert refl.add(task, make_trajectory("rev"), FAIL, model=base).metadata["source"] == "summary"
+    assert (
+        refl.add(task, make_trajectory("rev"), FAIL, write=text_writer(base)).metadata["source"]
+        == "summary"
+    )
     assert base.calls == []
 
     class Down:
@@ -98,5 +102,6 @@ def test_base_model_or_failing_model_gives_a_summary(tmp_path: Path, embedder: o
         def chat(self, *a: object, **k: object) -> object:
             raise ModelError("provider unreachable")
 
-    item = refl.add(task, make_trajectory("rev", trial=1), FAIL, model=Down())  # type: ignore[arg-type]
+    down = text_writer(Down())  # type: ignore[arg-type]
+    item = refl.add(task, make_trajectory("rev", trial=1), FAIL, write=down)
     assert item.metadata["source"] == "summary" and "AssertionError" in item.metadata["text"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from exapt.memory.base import SkillCheck
 from exapt.memory.skill_extract import propose
 from exapt.memory.skills import SkillLibrary, render_skills_module
 from exapt.memory.store import MemoryStore
@@ -81,25 +82,25 @@ def test_propose_takes_functions_helpers_and_their_visible_tests() -> None:
 
 
 def test_verified_skill_is_inserted_and_failing_one_never(
-    tmp_path: Path, sandbox_factory: SandboxFactory, embedder: object
+    tmp_path: Path, skill_check: SkillCheck, embedder: object
 ) -> None:
     lib = _lib(tmp_path)
     proposals = propose({"solution.py": SOLUTION.encode(), "test_sol.py": TESTS.encode()})
-    results = [lib.insert(p, sandbox_factory) for p in proposals]
+    results = [lib.insert(p, skill_check) for p in proposals]
     assert [r.action for r in results] == ["inserted", "inserted"]
     wrong = _one("def add(a, b):\n    return a - b\n", "add", ["assert add(2, 3) == 5"])
-    result = lib.insert(wrong, sandbox_factory)  # type: ignore[arg-type]
+    result = lib.insert(wrong, skill_check)  # type: ignore[arg-type]
     assert result.action == "rejected" and "AssertionError" in result.reason
     crash = _one("import nonexistent_module\ndef f(x):\n    return x\n", "f", ["assert f(1) == 1"])
-    assert lib.insert(crash, sandbox_factory).action == "rejected"  # type: ignore[arg-type]
+    assert lib.insert(crash, skill_check).action == "rejected"  # type: ignore[arg-type]
     hang = _one("def g(x):\n    while True: pass\n", "g", ["assert g(1) == 1"])
-    assert lib.insert(hang, sandbox_factory).action == "rejected"  # type: ignore[arg-type]
+    assert lib.insert(hang, skill_check).action == "rejected"  # type: ignore[arg-type]
     assert lib.store.count("skills") == 2
     assert lib.latest("add") is None
 
 
 def test_same_name_new_behaviour_is_a_new_version(
-    tmp_path: Path, sandbox_factory: SandboxFactory, embedder: object
+    tmp_path: Path, skill_check: SkillCheck, embedder: object
 ) -> None:
     lib = _lib(tmp_path)
     v1 = _one(
@@ -111,8 +112,8 @@ def test_same_name_new_behaviour_is_a_new_version(
         ["assert clamp(11) == 10"],
         "Clamp x.",
     )
-    assert lib.insert(v1, sandbox_factory).action == "inserted"  # type: ignore[arg-type]
-    result = lib.insert(v2, sandbox_factory)  # type: ignore[arg-type]
+    assert lib.insert(v1, skill_check).action == "inserted"  # type: ignore[arg-type]
+    result = lib.insert(v2, skill_check)  # type: ignore[arg-type]
     assert (result.action, result.id) == ("versioned", "skill:clamp:v2")
     versions = lib.versions("clamp")
     assert [(v.metadata["version"], v.metadata["status"]) for v in versions] == [
@@ -123,7 +124,7 @@ def test_same_name_new_behaviour_is_a_new_version(
 
 
 def test_near_duplicate_is_merged_only_when_behaviour_matches(
-    tmp_path: Path, sandbox_factory: SandboxFactory, embedder: object
+    tmp_path: Path, skill_check: SkillCheck, embedder: object
 ) -> None:
     lib = _lib(tmp_path)
     doc = "Return the largest element of a list of numbers."
@@ -140,21 +141,21 @@ def test_near_duplicate_is_merged_only_when_behaviour_matches(
     wrong = _one(  # passes its own test, but differs on [1, 3, 2]
         "def biggest(xs):\n    return xs[0]\n", "biggest", ["assert biggest([5, 4]) == 5"], doc
     )
-    assert lib.insert(a, sandbox_factory).action == "inserted"  # type: ignore[arg-type]
-    merged = lib.insert(b, sandbox_factory)  # type: ignore[arg-type]
+    assert lib.insert(a, skill_check).action == "inserted"  # type: ignore[arg-type]
+    merged = lib.insert(b, skill_check)  # type: ignore[arg-type]
     assert (merged.action, merged.id) == ("merged", "skill:biggest:v1")
     item = lib.latest("biggest")
     assert item is not None and item.metadata["merged"] == 1
     assert "assert biggest([5, 4]) == 5" in item.payload()["tests"]
-    assert lib.insert(wrong, sandbox_factory).action == "versioned"  # type: ignore[arg-type]
+    assert lib.insert(wrong, skill_check).action == "versioned"  # type: ignore[arg-type]
 
 
 def test_usage_score_and_retiring(
-    tmp_path: Path, sandbox_factory: SandboxFactory, embedder: object
+    tmp_path: Path, skill_check: SkillCheck, embedder: object
 ) -> None:
     lib = _lib(tmp_path)
     p = _one("def inc(x):\n    return x + 1\n", "inc", ["assert inc(1) == 2"], "Add one to x.")
-    sid = lib.insert(p, sandbox_factory).id  # type: ignore[arg-type]
+    sid = lib.insert(p, skill_check).id  # type: ignore[arg-type]
     assert sid is not None
     assert lib.search("increment a number by one", k=1, track=True)[0].id == sid
     assert lib.record_use([sid], "print('no call')", passed=True) == []
@@ -169,11 +170,11 @@ def test_usage_score_and_retiring(
 
 
 def test_rendered_skills_module_imports_and_works(
-    tmp_path: Path, sandbox_factory: SandboxFactory, embedder: object
+    tmp_path: Path, sandbox_factory: SandboxFactory, skill_check: SkillCheck, embedder: object
 ) -> None:
     lib = _lib(tmp_path)
     for p in propose({"solution.py": SOLUTION.encode(), "test_sol.py": TESTS.encode()}):
-        lib.insert(p, sandbox_factory)
+        lib.insert(p, skill_check)
     module = render_skills_module(lib.search("double each number in a list and check squares", k=2))
     files: dict[str, str | bytes] = {
         "skills.py": module,

@@ -9,7 +9,8 @@ import pytest
 
 from exapt.errors import ConfigError
 from exapt.memory.embeddings import register_embedder
-from exapt.memory.store import KINDS, MemoryStore, reembed
+from exapt.memory.reembed import reembed
+from exapt.memory.store import KINDS, MemoryStore
 
 
 class HashEmbedder:

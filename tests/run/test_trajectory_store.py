@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from exapt.errors import ConfigError
-from exapt.memory.trajectories import TrajectoryStore, to_finetune_record
+from exapt.memory.trajectories import TrajectoryStore
+from exapt.memory.trajectory_export import export_jsonl, to_finetune_record
+from exapt.memory.trajectory_schema import STORE_SCHEMA
 from exapt.records import Outcome, Step, Trajectory
 
 TOOLS = [
@@ -87,7 +89,7 @@ def store(tmp_path: Path):
 def test_wal_mode_and_schema_version(store: TrajectoryStore) -> None:
     assert store.journal_mode == "wal"
     conn = sqlite3.connect(store.path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == STORE_SCHEMA
     conn.close()
 
 
@@ -199,7 +201,7 @@ def test_export_chat_record_with_tool_calls(store: TrajectoryStore, tmp_path: Pa
     store.add(chat_trajectory(task_id="ok", passed=True))
     store.add(chat_trajectory(task_id="bad", passed=False))
     out = tmp_path / "ft.jsonl"
-    assert store.export_jsonl(out, "r1") == 1  # passed only
+    assert export_jsonl(store, out, "r1") == 1  # passed only
     [record] = [json.loads(line) for line in out.read_text().splitlines()]
     assert set(record) == {"messages", "tools"}
     assert record["tools"] == TOOLS
@@ -212,8 +214,8 @@ def test_export_chat_record_with_tool_calls(store: TrajectoryStore, tmp_path: Pa
         "function": {"name": "shell", "arguments": '{"cmd": "ls"}'},
     }
     assert record["messages"][3] == {"role": "tool", "tool_call_id": "c1", "content": "main.py\n"}
-    assert store.export_jsonl(out, "r1", passed_only=False) == 2
-    assert store.export_jsonl(out, "no-such-run") == 0
+    assert export_jsonl(store, out, "r1", passed_only=False) == 2
+    assert export_jsonl(store, out, "no-such-run") == 0
     assert out.read_text() == ""
 
 
