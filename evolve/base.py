@@ -65,6 +65,10 @@ class Gate:
     def open(self) -> bool:
         return True
 
+    def allowance(self) -> int | None:
+        """How many more attempts may start (None = no count limit)."""
+        return None
+
     def attempt_budget(self) -> Budget | None:
         return None
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from exapt.evolve.archive import Archive
 from exapt.evolve.base import Candidate, Gate
-from exapt.evolve.evaluator import RunTaskEvaluator
+from exapt.evolve.evaluator import EngineEvaluator
 from exapt.evolve.variant import Variant
 from exapt.records import Task, Trajectory
 
@@ -24,7 +24,7 @@ class ArchiveContext:
     def __init__(
         self,
         archive: Archive,
-        evaluator: RunTaskEvaluator,
+        evaluator: EngineEvaluator,
         feedback: Sequence[Task],
         *,
         feedback_tasks: int,

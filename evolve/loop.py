@@ -34,7 +34,7 @@ from exapt.evolve.base import Candidate, Gate, Operator, Proposal, Selector, Tas
 from exapt.evolve.choice import FixedWeights, GainBandit, Use
 from exapt.evolve.config import EvolveConfig
 from exapt.evolve.context import ArchiveContext
-from exapt.evolve.evaluator import RunTaskEvaluator
+from exapt.evolve.evaluator import EngineEvaluator
 from exapt.evolve.novelty import NoveltyFilter
 from exapt.evolve.staged import StagePlan, threshold
 from exapt.evolve.stats import paired_bootstrap
@@ -84,6 +84,12 @@ class BudgetGate(Gate):
             self.evo.stop(reason)
         return reason is None
 
+    def allowance(self) -> int | None:
+        limit = self.evo.config.max_evals
+        if limit is None or self.evo.testing:
+            return None
+        return max(0, limit - self.evo.archive.spend()["evaluations"])
+
     def attempt_budget(self) -> Any:
         from exapt.agents.budget import Budget
 
@@ -103,7 +109,7 @@ class Evolution:
         self,
         config: EvolveConfig,
         archive: Archive,
-        evaluator: RunTaskEvaluator,
+        evaluator: EngineEvaluator,
         *,
         seed_variant: Variant,
         order: list[Task],

@@ -21,7 +21,7 @@ from exapt.errors import ConfigError, UnavailableError
 from exapt.evolve.archive import Archive, archive_root, check_name
 from exapt.evolve.cache import EvalCache
 from exapt.evolve.config import RESUMABLE, EvolveConfig
-from exapt.evolve.evaluator import RunTaskEvaluator
+from exapt.evolve.evaluator import EngineEvaluator
 from exapt.evolve.executors import make_executor
 from exapt.evolve.jobs import resolve, suite
 from exapt.evolve.loop import Evolution, EvolveProgress
@@ -105,11 +105,11 @@ def _build(
     backend = _backend(config.sandbox)
     model_kind = _model_kind(config.model)
     workers = config.workers or DEFAULT_WORKERS[model_kind]
-    executor = make_executor(config.executor, workers=workers)  # last: Ray starts here
+    executor = make_executor(config.executor, workers=workers, timeout_s=config.job_timeout_s)
     if archive is None:
         archive = Archive.create(config.archive, config.model_dump(mode="json", by_alias=True))
         archive.set_meta("order", order_ids)
-    evaluator = RunTaskEvaluator(
+    evaluator = EngineEvaluator(
         config.suite,
         model=config.model,
         api_base=config.api_base,
@@ -119,7 +119,6 @@ def _build(
         store=_store(),
         origin=archive.uid,
         backend=backend,
-        job_timeout_s=config.job_timeout_s,
         log=archive.root / "jobs.log",
     )
     mutator_name = config.mutator_model or config.model

@@ -15,40 +15,40 @@ import pytest
 from exapt.agents import load_spec
 from exapt.evolve.base import Gate
 from exapt.evolve.cache import EvalCache
-from exapt.evolve.evaluator import EvaluationFailed, RunTaskEvaluator
+from exapt.evolve.evaluator import EngineEvaluator, EvaluationFailed
 from exapt.evolve.executors import LocalExecutor
-from exapt.evolve.jobs import Job, JobOutcome, run_job
+from exapt.evolve.jobs import guarded_run_job
 from exapt.evolve.variant import Variant
 from exapt.memory.trajectories import TrajectoryStore
 from exapt.tasks import load_suite
 
 
 class Counting:
-    """A job function that counts the jobs it runs (and can make some misbehave)."""
+    """An attempt runner that counts the attempts it runs (and can make some misbehave)."""
 
-    def __init__(self, inner: Any = run_job) -> None:
+    def __init__(self, inner: Any = guarded_run_job) -> None:
         self.inner = inner
-        self.runs: list[tuple[str, str]] = []
+        self.runs: list[tuple[str, str]] = []  # (run id, task id)
         self.lock = threading.Lock()
 
-    def __call__(self, job: Job) -> JobOutcome:
+    def __call__(self, job: Any) -> Any:
         with self.lock:
-            self.runs.append((job.variant_id, job.task.id))
+            self.runs.append((job.run_id, job.task.id))
         return self.inner(job)
 
 
 def make(
-    files: dict[str, Path], home: Path, bwrap: str, job_fn: Any, **kw: Any
-) -> RunTaskEvaluator:
-    return RunTaskEvaluator(
+    files: dict[str, Path], home: Path, bwrap: str, runner: Any, timeout_s: float = 1800,
+    **kw: Any,
+) -> EngineEvaluator:  # fmt: skip
+    return EngineEvaluator(
         f"jsonl:{files['tasks']}",
         model=f"scripted:{files['agent']}",
-        executor=LocalExecutor(2),
+        executor=LocalExecutor(2, timeout_s, runner=runner),
         cache=EvalCache(home / "evalcache.sqlite"),
         store=TrajectoryStore(home / "trajectories.sqlite"),
         origin="archive-1",
         backend=bwrap,
-        job_fn=job_fn,
         **kw,
     )
 
@@ -82,7 +82,7 @@ def test_a_cached_pair_is_never_run_again(
     # A different model, seed or variant is a different key: it runs.
     child = seed.with_options(temperature=0.2)
     list(evaluator.evaluate([(child, pairs[0][1])]))
-    assert counting.runs[-1] == (child.id, pairs[0][1].id)
+    assert counting.runs[-1] == (evaluator.run_id(child), pairs[0][1].id)
 
 
 def test_an_edited_task_is_a_new_key(
@@ -92,9 +92,17 @@ def test_an_edited_task_is_a_new_key(
     evaluator = make(files, home, bwrap, counting)
     task = tasks_of(files, 1)[0]
     list(evaluator.evaluate([(seed, task)]))
-    edited = task.model_copy(update={"hidden": {**task.hidden, "timeout_s": 5.0}})
-    list(evaluator.evaluate([(seed, edited)]))
-    assert len(counting.runs) == 2
+    lines = files["tasks"].read_text().splitlines()
+    first = json.loads(lines[0])
+    first["timeout_s"] = 5.0  # the same task id, another task
+    files["tasks"].write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    from exapt.evolve import jobs
+
+    jobs.suite.cache_clear()
+    again = make(files, home, bwrap, counting)
+    (result,) = again.evaluate([(seed, tasks_of(files, 1)[0])])
+    assert len(counting.runs) == 2 and result.error is None and not result.cached
+    assert again.run_id(seed) != evaluator.run_id(seed)
 
 
 def test_a_result_stored_but_not_cached_is_recovered_not_rerun(
@@ -119,13 +127,12 @@ def test_a_hang_and_a_crash_are_the_variants_results(
     hanging = seed.with_options(temperature=0.9)
     release = threading.Event()
 
-    def misbehave(job: Job) -> JobOutcome:
-        if job.variant_id == hanging.id:
-            release.wait(30)  # a job that does not come back
-            return JobOutcome(crash="late")
-        return run_job(job)
+    def misbehave(job: Any) -> Any:
+        if job.run_id == evaluator.run_id(hanging):
+            release.wait(30)  # an attempt that does not come back
+        return guarded_run_job(job)
 
-    evaluator = make(files, home, bwrap, Counting(misbehave), job_timeout_s=1.0)
+    evaluator = make(files, home, bwrap, Counting(misbehave), timeout_s=1.0)
     broken = seed.with_prompt("instance", "{{ no_such_variable }}")  # renders -> crash
     task = tasks_of(files, 1)[0]
     started = time.monotonic()
@@ -173,11 +180,13 @@ def test_a_closed_gate_starts_nothing(
     assert counting.runs == []
 
 
-def test_the_jobs_log_records_every_start_and_finish(
+def test_the_jobs_log_records_every_finished_attempt(
     files: dict[str, Path], home: Path, bwrap: str, seed: Variant, tmp_path: Path
 ) -> None:
     log = tmp_path / "jobs.log"
     evaluator = make(files, home, bwrap, Counting(), log=log)
     list(evaluator.evaluate([(seed, t) for t in tasks_of(files, 2)]))
     events = [json.loads(line) for line in log.read_text().splitlines()]
-    assert sorted(e["event"] for e in events) == ["finish", "finish", "start", "start"]
+    assert sorted((e["event"], e["task"]) for e in events) == [
+        ("finish", "demo/t0"), ("finish", "demo/t1")]  # fmt: skip
+    assert {e["variant"] for e in events} == {seed.id}
