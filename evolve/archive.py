@@ -39,14 +39,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from exapt.errors import ConfigError
-from exapt.evolve.base import EVOLVE_SCHEMA, Candidate, TaskResult
+from exapt.evolve import lineage
+from exapt.evolve.base import Candidate, TaskResult
+from exapt.evolve.entries import STATUSES, ArchiveEntry, Attempt
 from exapt.evolve.variant import Variant
 
 ARCHIVE_SCHEMA = 1
-STATUSES = ("pending", "evaluating", "accepted", "rejected", "failed")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 _SCHEMA = """
@@ -90,56 +89,6 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (generation, slot)
 );
 """
-
-
-class ArchiveEntry(BaseModel):
-    """One variant in the archive (see the module docstring for ``status``). ``stage``:
-    the last stage it completed (-1 none, 0 the smoke task, ...); ``score`` and
-    ``n_scored``: its mean reward and count over the selection tasks it was scored on."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    schema_version: int = Field(default=EVOLVE_SCHEMA, alias="schema")
-    variant_id: str
-    parent_ids: list[str] = Field(default_factory=list)
-    generation: int = 0
-    slot: int = 0
-    operator: str = "seed"
-    description: str = ""
-    status: str = "pending"
-    reason: str | None = None
-    stage: int = -1
-    score: float = 0.0
-    n_scored: int = 0
-    cost_usd: float = 0.0
-    tokens: int = 0
-    evaluations: int = 0
-    mutation_cost_usd: float = 0.0
-    change_text: str | None = None
-    created: float = Field(default_factory=time.time)
-    updated: float = Field(default_factory=time.time)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def parent_id(self) -> str | None:
-        return self.parent_ids[0] if self.parent_ids else None
-
-
-class Attempt(BaseModel):
-    """What one (generation, slot) of a run did: ``outcome`` is ``child`` (a new entry),
-    ``duplicate`` / ``near-duplicate`` (of ``variant_id``, not evaluated again) or
-    ``no-proposal`` (the operator did not apply; ``reason`` says why)."""
-
-    generation: int
-    slot: int
-    parent_id: str
-    operator: str
-    outcome: str
-    variant_id: str | None = None
-    reason: str | None = None
-    cost_usd: float = 0.0
-    tokens: int = 0
-    created: float = Field(default_factory=time.time)
 
 
 def check_name(name: str) -> str:
@@ -446,60 +395,18 @@ class Archive:
     # --- views -----------------------------------------------------------------------
 
     def candidates(self) -> list[Candidate]:
-        """Selectors' view: every entry that was scored and did not fail (``eligible``
-        when accepted), with per-task selection scores and its number of children."""
-        entries = [e for e in self.entries() if e.status != "failed"]
-        children: dict[str, int] = {}
-        for e in entries:
-            if e.parent_id is not None:
-                children[e.parent_id] = children.get(e.parent_id, 0) + 1
-        out = []
-        for e in entries:
-            scores = self.scores(e.variant_id, "select")
-            if not scores:
-                continue
-            out.append(
-                Candidate(
-                    variant_id=e.variant_id,
-                    parent_id=e.parent_id,
-                    generation=e.generation,
-                    score=e.score,
-                    task_scores={t: r.reward for t, r in scores.items()},
-                    children=children.get(e.variant_id, 0),
-                    eligible=e.status == "accepted",
-                )
-            )
-        return out
+        """Selectors' view (``lineage.candidates``)."""
+        return lineage.candidates(self)
 
     def best(self) -> ArchiveEntry | None:
-        """The accepted entry with the highest score (ties: more tasks scored, then the
-        earlier one), or None if nothing was accepted."""
-        accepted = [e for e in self.entries() if e.status == "accepted"]
-        if not accepted:
-            return None
-        return sorted(accepted, key=lambda e: (-e.score, -e.n_scored, e.generation, e.slot))[0]
+        """The best accepted entry (``lineage.best``)."""
+        return lineage.best(self)
 
     def lineage(self, variant_id: str) -> list[str]:
-        """``variant_id`` and its ancestors by first parent, oldest last."""
-        chain, seen = [], set()
-        current: str | None = variant_id
-        while current is not None and current not in seen:
-            seen.add(current)
-            chain.append(current)
-            current = self.entry(current).parent_id if self.has(current) else None
-        return chain
+        return lineage.first_parents(self, variant_id)
 
     def ancestors(self, variant_id: str) -> set[str]:
-        """Every ancestor of ``variant_id`` through all parents (merges have two)."""
-        found: set[str] = set()
-        stack = list(self.entry(variant_id).parent_ids)
-        while stack:
-            current = stack.pop()
-            if current in found or not self.has(current):
-                continue
-            found.add(current)
-            stack.extend(self.entry(current).parent_ids)
-        return found
+        return lineage.ancestors(self, variant_id)
 
     def remove_orphans(self) -> int:
         """Delete variant folders without a row (a crash between folder and row)."""

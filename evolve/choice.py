@@ -19,6 +19,7 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from exapt.errors import ConfigError
 
@@ -72,6 +73,27 @@ class GainBandit:
         best = max(values.values())
         tied = sorted(op for op, v in values.items() if v == best)
         return tied[0] if best == math.inf else rng.choice(tied)
+
+
+def uses(archive: Any, upto: int) -> list[Use]:
+    """The operator uses recorded in ``archive`` for generations <= ``upto``, with their
+    gain and cost (as the module docstring defines them)."""
+    uses: list[Use] = []
+    for a in archive.attempts():
+        if a.generation > upto:
+            continue
+        if a.outcome != "child" or a.variant_id is None:
+            uses.append(Use(a.operator, 0.0, 1.0))
+            continue
+        child = archive.entry(a.variant_id)
+        mine = archive.scores(a.variant_id, "select")
+        theirs = archive.scores(a.parent_id, "select")
+        common = [t for t in mine if t in theirs]
+        gain = 0.0
+        if common and child.status != "failed":
+            gain = sum(mine[t].reward - theirs[t].reward for t in common) / len(common)
+        uses.append(Use(a.operator, max(0.0, gain), max(1.0, float(child.evaluations))))
+    return uses
 
 
 def parse_weights(text: str | Sequence[str]) -> dict[str, float]:

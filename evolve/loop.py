@@ -25,13 +25,13 @@ import random
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from exapt.errors import ConfigError
 from exapt.evolve.archive import Archive, ArchiveEntry, Attempt
-from exapt.evolve.base import Candidate, Gate, Operator, Proposal, Selector, TaskResult
-from exapt.evolve.choice import FixedWeights, GainBandit, Use
+from exapt.evolve.base import Candidate, Operator, Proposal, Selector, TaskResult
+from exapt.evolve.budget import BudgetGate, EvolveProgress
+from exapt.evolve.choice import FixedWeights, GainBandit, Use, uses
 from exapt.evolve.config import EvolveConfig
 from exapt.evolve.context import ArchiveContext
 from exapt.evolve.evaluator import EngineEvaluator
@@ -40,66 +40,6 @@ from exapt.evolve.staged import StagePlan, threshold
 from exapt.evolve.stats import paired_bootstrap
 from exapt.evolve.variant import Variant
 from exapt.records import Task
-
-
-@dataclass
-class EvolveProgress:
-    generation: int
-    generations: int
-    archive_size: int
-    best_score: float
-    evaluations: int
-    cached: int
-    cost_usd: float
-    tokens: int
-    elapsed_s: float
-    note: str = ""
-
-
-class BudgetGate(Gate):
-    """Open while every budget of the run has some left (see ``Evolution``)."""
-
-    def __init__(self, evolution: Evolution) -> None:
-        self.evo = evolution
-
-    def reason(self) -> str | None:
-        c, spend = self.evo.config, self.evo.archive.spend()
-        hours = self.evo.elapsed() / 3600
-        checks = [
-            (c.budget_usd, spend["cost_usd"], "budget_usd", f"${spend['cost_usd']:.4f}"),
-            (c.max_tokens, spend["tokens"], "max_tokens", f"{spend['tokens']} tokens"),
-            (c.max_hours, hours, "max_hours", f"{hours:.2f} h"),
-            (c.max_evals, spend["evaluations"], "max_evals", f"{spend['evaluations']} evals"),
-        ]
-        for limit, used, name, shown in checks:
-            if limit is not None and used >= limit:
-                return f"budget: {name}={limit} reached ({shown} used)"
-        return None
-
-    def open(self) -> bool:
-        if self.evo.testing:
-            return True
-        reason = self.reason()
-        if reason is not None:
-            self.evo.stop(reason)
-        return reason is None
-
-    def allowance(self) -> int | None:
-        limit = self.evo.config.max_evals
-        if limit is None or self.evo.testing:
-            return None
-        return max(0, limit - self.evo.archive.spend()["evaluations"])
-
-    def attempt_budget(self) -> Any:
-        from exapt.agents.budget import Budget
-
-        c, spend = self.evo.config, self.evo.archive.spend()
-        left_s = c.max_hours * 3600 - self.evo.elapsed() if c.max_hours else None
-        return Budget(
-            max_tokens=max(1, c.max_tokens - spend["tokens"]) if c.max_tokens else None,
-            max_cost_usd=max(1e-9, c.budget_usd - spend["cost_usd"]) if c.budget_usd else None,
-            max_wall_s=max(1.0, left_s) if left_s is not None else None,
-        )
 
 
 class Evolution:
@@ -383,23 +323,8 @@ class Evolution:
         return members
 
     def history(self, upto: int) -> list[Use]:
-        """Operator uses of generations <= ``upto``, with their gain and cost."""
-        uses: list[Use] = []
-        for a in self.archive.attempts():
-            if a.generation > upto:
-                continue
-            if a.outcome != "child" or a.variant_id is None:
-                uses.append(Use(a.operator, 0.0, 1.0))
-                continue
-            child = self.archive.entry(a.variant_id)
-            mine = self.archive.scores(a.variant_id, "select")
-            theirs = self.archive.scores(a.parent_id, "select")
-            common = [t for t in mine if t in theirs]
-            gain = 0.0
-            if common and child.status != "failed":
-                gain = sum(mine[t].reward - theirs[t].reward for t in common) / len(common)
-            uses.append(Use(a.operator, max(0.0, gain), max(1.0, float(child.evaluations))))
-        return uses
+        """Operator uses of generations <= ``upto`` (``choice.uses``)."""
+        return uses(self.archive, upto)
 
     def _final_test(self) -> None:
         best = self.archive.best()
