@@ -1,14 +1,21 @@
-"""A long-lived bubblewrap sandbox that runs one command per request (bwrap's fast path).
+"""A long-lived sandbox that runs one command per request (the fast path of bwrap and docker).
 
 Starting bubblewrap costs tens of ms per command (a network namespace, ~15 mounts, joining
-a cgroup v1 is a ``synchronize_rcu``). A session pays that once: a small ``sh`` server runs
-inside as uid 65534 and, for each request, forks the session script with its stdio on files
-and FIFOs in ``io/<n>/`` (a host folder bound read-only; FIFOs stay writable on a read-only
-mount). The host reads the FIFOs with the output cap and the server's reply line
-``<n> <exit code>``; on timeout, and after every command, it SIGKILLs every process of the
-sandbox's cgroup except the three that make it (bwrap, its pid 1, the server), so nothing
-outlives ``exec``. If a command kills the server (``kill -9 -1``), the session is dead: the
-command is reported killed and the next ``exec`` starts a new session.
+a cgroup v1 is a ``synchronize_rcu``); a ``docker exec`` ~70 ms. A session pays that once:
+a small ``sh`` server runs inside and, for each request, forks the session script with its
+stdio on files and FIFOs in ``io/<n>/`` (a host folder bound read-only; FIFOs stay writable
+on a read-only mount). The host reads the FIFOs with the output cap and the server's reply
+line ``<n> <exit code>``; on timeout, and after every command, it SIGKILLs every process of
+the sandbox's cgroup except those that make the session, so nothing outlives ``exec``.
+
+The control channel is out of the commands' reach: the server runs as another uid than the
+commands (bwrap: 65533 with only CAP_SETUID/SETGID; docker: root with only those two), the
+io folder is 0700 and its files 0600 of that uid, and each command drops to uid 65534 with
+no capabilities (``setpriv``, inheritable and ambient sets cleared, ``no_new_privs``) after
+its stdio were set to its own three files. So a command cannot read another's request or
+output, write the reply pipe, or signal or ptrace the server: no command can forge another's
+exit status, and ``kill -9 -1`` kills only commands. Should the server still die, the command
+is reported killed and the next ``exec`` starts a new session.
 
 Requires a cgroup (to find every process); without one the bwrap backend starts a fresh
 sandbox per command instead.
@@ -22,24 +29,34 @@ import secrets
 import selectors
 import shlex
 import shutil
-import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from exapt.sandbox._capture import Capped
 from exapt.sandbox._cgroup import Cgroup
+from exapt.sandbox._channels import Channel, SessionDied
 from exapt.sandbox._process import Captured
+from exapt.sandbox.base import DEFAULT_ENV, ExecResult, Limits, SandboxError
 
 IO_INNER = "/run/exapt/io"
-_SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="exapt-bwrap-spawner")
-# $1 = the session script (see _process._BODY), $2 = the cwd file inside.
+#: the uid of a bwrap session's server (the commands run as 65534)
+SERVER_UID = 65533
+#: how the server drops each command to uid 65534 with no capabilities at all
+DROP = (
+    "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs "
+    "--inh-caps=-all --ambient-caps=-all --"
+)
+# $1 = the session script (see _process._BODY), $2 = the cwd file inside. The request file
+# sets the command's argv, cwd and environment in the subshell, which then becomes the
+# command (its stdio already redirected to the request's own files).
 _SERVER = r"""
-s=$1; cwdf=$2
+s=$1; cwdf=$2; drop=$3
 echo ready
 while IFS= read -r n; do
   d=/run/exapt/io/$n
-  ( . "$d/req" && set -- /workspace "$__w" "$cwdf" "$__m" "$@" && eval "$s" ) \
+  ( . "$d/req" && exec $drop /bin/sh -c "$s" exapt-session /workspace "$__w" "$cwdf" "$__m" "$@" ) \
     < "$d/in" > "$d/out" 2> "$d/err"
   echo "$n $?"
 done
@@ -49,97 +66,6 @@ done
 # The same server for a container: requests and replies over FIFOs in the io folder (a
 # detached `docker exec` has no usable stdin/stdout).
 _SERVER_FIFO = 'exec < "/run/exapt/io/req" > "/run/exapt/io/rep"' + _SERVER
-
-
-class SessionDied(Exception):
-    """The server inside is gone (a command killed it); start a new session."""
-
-
-class Channel(Protocol):
-    """How the host talks to a server: request lines out, reply lines in (``reply_fd``)."""
-
-    reply_fd: int
-
-    def send(self, data: bytes) -> None: ...
-
-    def alive(self) -> bool: ...
-
-    def close(self) -> None: ...
-
-
-class ProcessChannel:
-    """A server that is a host process (bwrap): its stdin and stdout."""
-
-    def __init__(self, argv: list[str]) -> None:
-        # bwrap --die-with-parent follows the *thread* that started it: start it from one
-        # long-lived thread, not from a pool worker that may exit while the session is used.
-        self.proc = _SPAWNER.submit(
-            subprocess.Popen,
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={},
-            start_new_session=True,
-            close_fds=True,
-        ).result()
-        assert self.proc.stdout is not None and self.proc.stdin is not None
-        self.reply_fd = self.proc.stdout.fileno()
-        os.set_blocking(self.reply_fd, False)
-
-    def send(self, data: bytes) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
-        except (BrokenPipeError, ValueError) as exc:
-            raise SessionDied("session ended") from exc
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def close(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, 9)
-        with contextlib.suppress(Exception):
-            self.proc.wait(timeout=5)
-        for f in (self.proc.stdin, self.proc.stdout):
-            with contextlib.suppress(Exception):
-                f.close()  # type: ignore[union-attr]
-
-
-class FifoChannel:
-    """A server reached through ``io/req`` and ``io/rep`` FIFOs (docker). Opened O_RDWR on
-    our side so neither end blocks or reads EOF; liveness is checked through ``pids``."""
-
-    def __init__(self, io_dir: Path, owner: tuple[int, int] | None) -> None:
-        for name in ("req", "rep"):
-            os.mkfifo(io_dir / name, 0o600)
-            if owner is not None:
-                os.chown(io_dir / name, *owner)
-        self._req = os.open(io_dir / "req", os.O_RDWR | os.O_CLOEXEC)
-        self.reply_fd = os.open(io_dir / "rep", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        self.pids: set[int] = set()  # the server's processes, once known
-
-    def send(self, data: bytes) -> None:
-        os.write(self._req, data)
-
-    def alive(self) -> bool:
-        for pid in self.pids:
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                return False
-            if stat.rpartition(")")[2].split()[0] in ("Z", "X"):
-                return False
-        return True
-
-    def close(self) -> None:
-        """Idempotent: each fd is closed once (a second close could hit a reused number)."""
-        fds, self._req, self.reply_fd = (self._req, self.reply_fd), -1, -1
-        for fd in fds:
-            if fd >= 0:
-                os.close(fd)
 
 
 class Session:
@@ -232,7 +158,9 @@ class Session:
         # must never match (and so forge) the reply to one of our requests.
         n = f"{self._n}-{secrets.token_hex(8)}"
         d = self.io_dir / n
-        d.mkdir()
+        d.mkdir(mode=0o700)
+        if self.owner is not None:
+            os.chown(d, *self.owner)
         # Sourced by the server's subshell: the command, its cwd, its environment; the
         # server's own variables are dropped so the command sees only its own.
         argv = [cmd] if isinstance(cmd, str) else cmd
@@ -244,8 +172,8 @@ class Session:
         ]
         # On top of the server's environment, DEFAULT_ENV (bwrap --clearenv --setenv).
         lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items() if k.isidentifier()]
-        (d / "req").write_text("\n".join(lines) + "\n")
-        (d / "in").write_bytes(stdin or b"")
+        self._private(d, "req").write_text("\n".join(lines) + "\n")
+        self._private(d, "in").write_bytes(stdin or b"")
         reads: list[int] = []
         dummies: list[int] = []
         try:
@@ -265,6 +193,15 @@ class Session:
                 os.close(fd)  # another thread's fd (subprocess pipes)
             shutil.rmtree(d, ignore_errors=True)
 
+    def _private(self, d: Path, name: str) -> Path:
+        """An empty file ``d/name`` readable by the server's uid alone."""
+        path = d / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        if self.owner is not None:
+            os.fchown(fd, *self.owner)
+        os.close(fd)
+        return path
+
     def _collect(
         self,
         n: str,
@@ -274,8 +211,8 @@ class Session:
         timeout: float,
         max_bytes: int,
     ) -> Captured:
-        bufs = {fd: bytearray() for fd in reads}
-        truncated = timed_out = died = False
+        bufs = {fd: Capped(max_bytes) for fd in reads}
+        timed_out = died = False
         code: int | None = None
         sel = selectors.DefaultSelector()
         for fd in reads:
@@ -323,27 +260,19 @@ class Session:
                             if got_n == n:
                                 code = int(got_code)
                         continue
-                    try:
-                        chunk = os.read(fd, 65536)
-                    except BlockingIOError:
-                        continue
-                    if not chunk:
+                    if not bufs[fd].read_from(fd):
                         sel.unregister(fd)
-                        continue
-                    buf = bufs[fd]
-                    room = max_bytes - len(buf)
-                    if len(chunk) > room:
-                        truncated = True
-                        chunk = chunk[:room]
-                    buf += chunk
         finally:
             sel.close()
         if timed_out:
             code = -9
         elif code is None:
             code = 128 + 9  # the server died with the command: it was killed
-        out, err = (bytes(bufs[fd]) for fd in reads)
-        return Captured(code, out, err, timed_out, truncated, time.monotonic() - start)
+        out, err = (bufs[fd] for fd in reads)
+        truncated = out.truncated or err.truncated
+        return Captured(
+            code, out.bytes(), err.bytes(), timed_out, truncated, time.monotonic() - start
+        )
 
     def close(self) -> None:
         """End the session: the server and every command (bwrap's pid namespace dies too)."""
@@ -355,25 +284,40 @@ class Session:
 
 
 class SessionBox(Protocol):
-    """What ``exec_in_session`` needs of a sandbox."""
+    """What ``session_exec`` needs of a sandbox (bwrap's and docker's)."""
 
     _session: Session | None
     cwd: str
+    limits: Limits
 
     def _start_session(self) -> Session: ...
 
+    def _update_cwd(self) -> None: ...
 
-def exec_in_session(
+    def _result(self, cap: Captured, oom: bool) -> ExecResult: ...
+
+
+def check_request(cmd: str | list[str], timeout: float | None) -> None:
+    """``SandboxError`` for a request no backend can run."""
+    if timeout is not None and timeout <= 0:
+        raise SandboxError(f"timeout must be > 0, got {timeout}")
+    if isinstance(cmd, list) and not cmd:
+        raise SandboxError("empty argv")
+
+
+def session_exec(
     box: SessionBox,
     cmd: str | list[str],
     *,
-    env: dict[str, str],
-    stdin: bytes | None,
-    timeout: float,
-    max_bytes: int,
-) -> Captured:
-    """Run ``cmd`` in ``box``'s session, starting one if there is none or it died; a
-    session a command killed is closed, to be restarted by the next call."""
+    env: dict[str, str] | None,
+    stdin: str | bytes | None,
+    timeout: float | None,
+    oom_kills: Callable[[], int],
+) -> ExecResult:
+    """``Sandbox.exec`` through ``box``'s session (the caller holds its lock): a new
+    session if there is none or it died; a session a command killed is closed, to be
+    restarted by the next call; the cwd is kept across."""
+    before = oom_kills()
     if box._session is None or not box._session.alive:
         if box._session is not None:
             box._session.close()
@@ -383,15 +327,37 @@ def exec_in_session(
     try:
         cap = session.run(
             cmd,
-            env=env,
+            env={**DEFAULT_ENV, **(env or {})},
             cwd=box.cwd,
-            stdin=stdin,
-            timeout=timeout,
-            max_bytes=max_bytes,
+            stdin=stdin.encode() if isinstance(stdin, str) else stdin,
+            timeout=timeout or box.limits.wall_s,
+            max_bytes=box.limits.output_bytes,
         )
     except (SessionDied, OSError):
         cap = Captured(137, b"", b"", False, False, 0.0)
     if not session.alive:
-        session.close()  # killed from inside (kill -9 -1): restart next time
+        session.close()
         box._session = None
-    return cap
+    box._update_cwd()
+    return box._result(cap, oom_kills() > before)
+
+
+def clear_tmp(session: Session | None) -> Session | None:
+    """Kill what runs in ``session`` and empty its /tmp (reset); the session, or None if
+    it is gone."""
+    if session is None or not session.alive:
+        return session
+    session.kill_commands()
+    try:
+        session.run(
+            "find /tmp -mindepth 1 -delete",
+            env=dict(DEFAULT_ENV),
+            cwd="/workspace",
+            stdin=None,
+            timeout=10,
+            max_bytes=1000,
+        )
+    except (SessionDied, OSError):
+        session.close()
+        return None
+    return session
