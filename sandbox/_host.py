@@ -51,6 +51,8 @@ def _remove_tree(path: Path) -> None:
             _quota.unmount(workspace)
         elif workspace.is_dir():
             _files.clear(workspace)
+        if _quota.is_mounted(path):
+            _quota.unmount(path)
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -77,6 +79,8 @@ class HostSandbox:
         self._closed = False
         self.state = Path(tempfile.mkdtemp(prefix=f"exapt-{self.backend}-{os.getpid()}-"))
         try:
+            # a small tmpfs of its own where allowed: fast mkfifo/mkdir for each command
+            _quota.mount(self.state, 16, 4096, None, mode=0o700)
             self.workspace = self.state / "workspace"
             self.workspace.mkdir()
             self.cwd_file = self.state / "cwd"
@@ -190,7 +194,6 @@ class HostSandbox:
         self._lock.acquire()
         try:
             self._check_open()
-            self._before_spawn()
             argv, host_env = self._argv(cmd, {**DEFAULT_ENV, **(env or {})})
             oom_before = self.cgroup.oom_kills() if self.cgroup else 0
 
@@ -218,9 +221,6 @@ class HostSandbox:
         except BaseException:
             self._lock.release()
             raise
-
-    def _before_spawn(self) -> None:
-        """What a backend ends before a spawned command may use the cgroup (its session)."""
 
     def _host_cwd(self) -> str | None:
         return None
@@ -280,8 +280,7 @@ class HostSandbox:
         """Kill what runs, empty the workspace, re-seed it, and start again in its root."""
         with self._lock:
             self._check_open()
-            if self.cgroup is not None:
-                self.cgroup.kill_all()
+            self._kill_for_reset()
             # Emptied, not a fresh tmpfs: a running bwrap session or container keeps its
             # bind of this one. clear never follows a symlink and falls back to rm's
             # iterative walk for a tree too deep for shutil.rmtree.
@@ -289,6 +288,10 @@ class HostSandbox:
             self.cwd = self.inner_root
             self.cwd_file.write_bytes(b"")
             _files.seed(self.workspace, files, self.owner)
+
+    def _kill_for_reset(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
 
     def close(self) -> None:
         """Kill every process, remove the cgroup and the state folder. Idempotent."""

@@ -31,6 +31,7 @@ import shlex
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -66,6 +67,17 @@ done
 # The same server for a container: requests and replies over FIFOs in the io folder (a
 # detached `docker exec` has no usable stdin/stdout).
 _SERVER_FIFO = 'exec < "/run/exapt/io/req" > "/run/exapt/io/rep"' + _SERVER
+
+
+@dataclass
+class Request:
+    """One command's io folder and our descriptors of it (see ``Session.prepare``)."""
+
+    n: str
+    dir: Path
+    reads: list[int] = field(default_factory=list)
+    dummies: list[int] = field(default_factory=list)
+    stdin_fd: int = -1
 
 
 class Session:
@@ -150,9 +162,23 @@ class Session:
         max_bytes: int,
     ) -> Captured:
         """Run ``cmd`` (a shell string or an argv) in ``cwd`` with ``env``; see module doc."""
+        start = time.monotonic()
+        req = self.prepare(cmd, env=env, cwd=cwd, stdin=stdin)
+        try:
+            self.channel.send(f"{req.n}\n".encode())
+            return self._collect(req.n, req.reads, req.dummies, start, timeout, max_bytes)
+        finally:
+            self.release(req)
+
+    def prepare(
+        self, cmd: str | list[str], *, env: dict[str, str], cwd: str, stdin: bytes | None
+    ) -> Request:
+        """The io folder of one request: its req file, stdin (a file, or with ``stdin=None``
+        a FIFO whose writer ``Request.stdin_fd`` we hold), out/err FIFOs opened for reading
+        with our own dummy writers (so they do not read as EOF before the command opens
+        them). Send ``Request.n`` to start it; ``release`` it after."""
         if not self.alive:
             raise SessionDied("session ended")
-        start = time.monotonic()
         self._n += 1
         # Unguessable: a command may write lines to the server's request channel; they
         # must never match (and so forge) the reply to one of our requests.
@@ -173,25 +199,52 @@ class Session:
         # On top of the server's environment, DEFAULT_ENV (bwrap --clearenv --setenv).
         lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items() if k.isidentifier()]
         self._private(d, "req").write_text("\n".join(lines) + "\n")
-        self._private(d, "in").write_bytes(stdin or b"")
-        reads: list[int] = []
-        dummies: list[int] = []
+        req = Request(n, d)
         try:
-            for name in ("out", "err"):
+            fifos = ("out", "err") if stdin is not None else ("in", "out", "err")
+            if stdin is not None:
+                self._private(d, "in").write_bytes(stdin)
+            for name in fifos:
                 os.mkfifo(d / name, 0o600)
                 if self.owner is not None:
                     os.chown(d / name, *self.owner)
+            if stdin is None:  # O_RDWR: opens at once, and we are its only writer
+                req.stdin_fd = os.open(d / "in", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
             for name in ("out", "err"):
-                reads.append(os.open(d / name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
-            # Our own writers keep the FIFOs from reading as EOF before the command opens them.
+                req.reads.append(os.open(d / name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
             for name in ("out", "err"):
-                dummies.append(os.open(d / name, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
-            self.channel.send(f"{n}\n".encode())
-            return self._collect(n, reads, dummies, start, timeout, max_bytes)
-        finally:
-            for fd in reads + dummies:  # each exactly once: a double close could hit
-                os.close(fd)  # another thread's fd (subprocess pipes)
-            shutil.rmtree(d, ignore_errors=True)
+                req.dummies.append(os.open(d / name, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+        except BaseException:
+            self.release(req)
+            raise
+        return req
+
+    def release(self, req: Request) -> None:
+        """Close what ``prepare`` opened (each fd exactly once: a double close could hit
+        another thread's fd) and remove the request's folder."""
+        fds = [*req.reads, *req.dummies, req.stdin_fd]
+        req.reads, req.dummies, req.stdin_fd = [], [], -1
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
+        shutil.rmtree(req.dir, ignore_errors=True)
+
+    def poll_reply(self, n: str) -> int | None:
+        """The exit code of request ``n`` if the server's reply is there (non-blocking);
+        raises ``SessionDied`` at the end of the reply channel."""
+        while True:
+            while b"\n" in self._buf:
+                line, _, self._buf = self._buf.partition(b"\n")
+                got_n, _, got_code = line.decode(errors="replace").partition(" ")
+                if got_n == n:
+                    return int(got_code)
+            try:
+                chunk = os.read(self._out, 4096)
+            except BlockingIOError:
+                return None
+            if not chunk:
+                raise SessionDied("session ended")
+            self._buf += chunk
 
     def _private(self, d: Path, name: str) -> Path:
         """An empty file ``d/name`` readable by the server's uid alone."""
@@ -248,17 +301,14 @@ class Session:
                 for key, _ in events:
                     fd = int(key.fd)
                     if fd == self._out:
-                        chunk = os.read(fd, 4096)
-                        if not chunk:
+                        try:
+                            got = self.poll_reply(n)
+                        except SessionDied:
                             sel.unregister(fd)
                             died = True
                             continue
-                        self._buf += chunk
-                        while b"\n" in self._buf:
-                            line, _, self._buf = self._buf.partition(b"\n")
-                            got_n, _, got_code = line.decode().partition(" ")
-                            if got_n == n:
-                                code = int(got_code)
+                        if got is not None:
+                            code = got
                         continue
                     if not bufs[fd].read_from(fd):
                         sel.unregister(fd)
@@ -318,12 +368,7 @@ def session_exec(
     session if there is none or it died; a session a command killed is closed, to be
     restarted by the next call; the cwd is kept across."""
     before = oom_kills()
-    if box._session is None or not box._session.alive:
-        if box._session is not None:
-            box._session.close()
-            box._session = None
-        box._session = box._start_session()
-    session = box._session
+    session = ensure_session(box)
     try:
         cap = session.run(
             cmd,
@@ -340,6 +385,16 @@ def session_exec(
         box._session = None
     box._update_cwd()
     return box._result(cap, oom_kills() > before)
+
+
+def ensure_session(box: SessionBox) -> Session:
+    """``box``'s session, a new one if there is none or it died."""
+    if box._session is None or not box._session.alive:
+        if box._session is not None:
+            box._session.close()
+            box._session = None
+        box._session = box._start_session()
+    return box._session
 
 
 def clear_tmp(session: Session | None) -> Session | None:

@@ -47,7 +47,15 @@ from exapt.sandbox._session import (
     clear_tmp,
     session_exec,
 )
-from exapt.sandbox.base import DEFAULT_ENV, WORKSPACE, ExecResult, Limits, SandboxError
+from exapt.sandbox._session_spawn import session_spawn
+from exapt.sandbox.base import (
+    DEFAULT_ENV,
+    WORKSPACE,
+    ExecResult,
+    Interactive,
+    Limits,
+    SandboxError,
+)
 
 SETPRIV = "/usr/bin/setpriv"
 CWD_FILE = "/run/exapt/cwd"
@@ -220,12 +228,31 @@ class BwrapSandbox(HostSandbox):
         except SessionDied as exc:
             raise SandboxError(f"bwrap: {exc}") from exc
 
-    def _before_spawn(self) -> None:
-        # A spawned command is a fresh bubblewrap in the same cgroup: end the session, whose
-        # server the end of the spawned command would otherwise kill with it.
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+    def spawn(
+        self,
+        cmd: str | list[str],
+        *,
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Interactive:
+        """Start ``cmd`` with pipes (``Sandbox.spawn``): forked by the session's server in
+        session mode, else a fresh bubblewrap. The sandbox is busy until it is closed."""
+        if not self.session_mode:
+            return super().spawn(cmd, timeout=timeout, env=env)
+        check_request(cmd, timeout)
+        assert self.cgroup is not None
+        self._lock.acquire()
+        if self._closed:
+            self._lock.release()
+            self._check_open()
+        return session_spawn(
+            self,
+            cmd,
+            env=env,
+            timeout=timeout,
+            oom_kills=self.cgroup.oom_kills,
+            release=self._lock.release,
+        )
 
     def exec(
         self,
@@ -245,6 +272,13 @@ class BwrapSandbox(HostSandbox):
             return session_exec(
                 self, cmd, env=env, stdin=stdin, timeout=timeout, oom_kills=self.cgroup.oom_kills
             )
+
+    def _kill_for_reset(self) -> None:
+        # the session (if clear_tmp kept it) stays: reset kills only its commands
+        if self._session is not None and self._session.alive:
+            self._session.kill_commands()
+        else:
+            super()._kill_for_reset()
 
     def reset(self, files: Mapping[str, str | bytes] | None = None) -> None:
         """Kill what runs, empty the workspace and the session's /tmp, re-seed."""

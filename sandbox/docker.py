@@ -14,10 +14,10 @@ container, holds and uses to drop each command to 65534; commands have none),
 bind-mounted at ``/workspace`` (so host-side read/write/snapshot are the same symlink-safe
 code as bwrap's). Its pid 1 is a tiny Python reaper running as root (with those two
 capabilities only: docker gives an exec the capabilities of the container's first process),
-which commands can neither signal nor trace. After every command, and on timeout, every other process of the sandbox is
-killed (but the server), so nothing outlives ``exec``. Containers carry the label
-``exapt.sandbox=1`` plus the owning host and pid; those of dead owners are removed by the
-next sandbox opened (``_docker_client``).
+which commands can neither signal nor trace. After every command, and on timeout, every
+other process of the sandbox is killed (but the server), so nothing outlives ``exec``.
+Containers carry the label ``exapt.sandbox=1`` plus the owning host and pid; those of dead
+owners are removed by the next sandbox opened (``_docker_client``).
 
 Example:
     with DockerSandbox(files={"a.py": "print(1)"}) as box:
@@ -59,6 +59,7 @@ from exapt.sandbox._session import (
     clear_tmp,
     session_exec,
 )
+from exapt.sandbox._session_spawn import session_spawn
 from exapt.sandbox.base import (
     DEFAULT_ENV,
     WORKSPACE,
@@ -271,10 +272,20 @@ class DockerSandbox(HostSandbox):
         timeout: float | None = None,
         env: dict[str, str] | None = None,
     ) -> Interactive:
-        """Start ``cmd`` with pipes (``Sandbox.spawn``): one ``docker exec`` attached to a
-        socket, as uid 65534; the sandbox is busy until it is closed."""
+        """Start ``cmd`` with pipes (``Sandbox.spawn``): forked by the session's server in
+        session mode, else one ``docker exec`` attached to a socket, as uid 65534. The
+        sandbox is busy until it is closed."""
         check_request(cmd, timeout)
         self._lock.acquire()
+        if self.session_mode and not self._closed:
+            return session_spawn(
+                self,
+                cmd,
+                env=env,
+                timeout=timeout,
+                oom_kills=self._oom_kills,
+                release=self._lock.release,
+            )
         try:
             self._check_open()
             before = self._oom_kills()

@@ -104,6 +104,7 @@ def broken(exc: Exception, started: float) -> Score:
         error=f"{type(exc).__name__}: {exc}",
         feedback="the tests could not be run (sandbox failure)",
         duration_s=time.monotonic() - started,
+        failure="broken",
     )
 
 
