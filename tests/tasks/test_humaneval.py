@@ -227,7 +227,7 @@ def test_the_hidden_test_is_nowhere_the_solution_can_look(
         "        for root, _, files in os.walk('/'):\n"
         "            if root.startswith(('/proc', '/sys', '/usr', '/dev', '/etc')): continue\n"
         "            for f in files:\n"
-        "                try: texts.append(open(os.path.join(root, f), errors='ignore').read(100000))\n"
+        "                try: texts.append(open(os.path.join(root, f), errors='ignore').read())\n"
         "                except OSError: pass\n"
         "        for pid in os.listdir('/proc'):\n"
         "            try: texts.append(open('/proc/%s/cmdline' % pid, errors='ignore').read())\n"
