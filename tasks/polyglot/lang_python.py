@@ -15,7 +15,6 @@ counted on the host from their syntax tree, as ``module.Class.method`` ids.
 
 from __future__ import annotations
 
-import ast
 import time
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -25,7 +24,7 @@ from exapt.records import Score, Task
 from exapt.tasks.base import SandboxFactory
 from exapt.tasks.command import broken
 from exapt.tasks.polyglot.base import Exercise, Toolchain
-from exapt.tasks.pyjudge import judge, module_names
+from exapt.tasks.pyjudge import judge, module_names, unittest_ids
 from exapt.tasks.verdict import failed, from_python
 
 
@@ -41,16 +40,8 @@ def test_modules(tests: Mapping[str, str]) -> list[str]:
 
 def expected_ids(tests: Mapping[str, str]) -> list[str]:
     """``module.Class.method`` of every test method the task's test modules define."""
-    ids = []
-    for path, text in tests.items():
-        if not path.endswith("_test.py"):
-            continue
-        for node in ast.parse(text).body:
-            if isinstance(node, ast.ClassDef):
-                for item in node.body:
-                    if isinstance(item, ast.FunctionDef) and item.name.startswith("test"):
-                        ids.append(f"{_module(path)}.{node.name}.{item.name}")
-    return sorted(ids)
+    sources = {_module(p): text for p, text in tests.items() if p.endswith(".py")}
+    return unittest_ids(sources, test_modules(tests))
 
 
 def _command(exercise: Exercise) -> str:
