@@ -95,7 +95,7 @@ def _kind(outcome: str, error: str, remote: bool) -> str:
     if outcome == "skip":
         return "a test was skipped"
     if outcome == "fail" and not remote:
-        return "an assertion failed"
+        return f"an assertion failed ({type_name(error or 'AssertionError')})"
     if remote:
         return f"the solution raised {type_name(error)}"
     return f"a test raised {type_name(error)}"
