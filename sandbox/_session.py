@@ -30,16 +30,13 @@ import selectors
 import shlex
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from exapt.sandbox._capture import Capped
 from exapt.sandbox._cgroup import Cgroup
 from exapt.sandbox._channels import Channel, SessionDied
 from exapt.sandbox._process import Captured
-from exapt.sandbox.base import DEFAULT_ENV, ExecResult, Limits, SandboxError
 
 IO_INNER = "/run/exapt/io"
 #: the uid of a bwrap session's server (the commands run as 65534)
@@ -331,88 +328,3 @@ class Session:
         for pid in getattr(self, "keepers", set()) - self.spare:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, 9)
-
-
-class SessionBox(Protocol):
-    """What ``session_exec`` needs of a sandbox (bwrap's and docker's)."""
-
-    _session: Session | None
-    cwd: str
-    limits: Limits
-
-    def _start_session(self) -> Session: ...
-
-    def _update_cwd(self) -> None: ...
-
-    def _result(self, cap: Captured, oom: bool) -> ExecResult: ...
-
-
-def check_request(cmd: str | list[str], timeout: float | None) -> None:
-    """``SandboxError`` for a request no backend can run."""
-    if timeout is not None and timeout <= 0:
-        raise SandboxError(f"timeout must be > 0, got {timeout}")
-    if isinstance(cmd, list) and not cmd:
-        raise SandboxError("empty argv")
-
-
-def session_exec(
-    box: SessionBox,
-    cmd: str | list[str],
-    *,
-    env: dict[str, str] | None,
-    stdin: str | bytes | None,
-    timeout: float | None,
-    oom_kills: Callable[[], int],
-) -> ExecResult:
-    """``Sandbox.exec`` through ``box``'s session (the caller holds its lock): a new
-    session if there is none or it died; a session a command killed is closed, to be
-    restarted by the next call; the cwd is kept across."""
-    before = oom_kills()
-    session = ensure_session(box)
-    try:
-        cap = session.run(
-            cmd,
-            env={**DEFAULT_ENV, **(env or {})},
-            cwd=box.cwd,
-            stdin=stdin.encode() if isinstance(stdin, str) else stdin,
-            timeout=timeout or box.limits.wall_s,
-            max_bytes=box.limits.output_bytes,
-        )
-    except (SessionDied, OSError):
-        cap = Captured(137, b"", b"", False, False, 0.0)
-    if not session.alive:
-        session.close()
-        box._session = None
-    box._update_cwd()
-    return box._result(cap, oom_kills() > before)
-
-
-def ensure_session(box: SessionBox) -> Session:
-    """``box``'s session, a new one if there is none or it died."""
-    if box._session is None or not box._session.alive:
-        if box._session is not None:
-            box._session.close()
-            box._session = None
-        box._session = box._start_session()
-    return box._session
-
-
-def clear_tmp(session: Session | None) -> Session | None:
-    """Kill what runs in ``session`` and empty its /tmp (reset); the session, or None if
-    it is gone."""
-    if session is None or not session.alive:
-        return session
-    session.kill_commands()
-    try:
-        session.run(
-            "find /tmp -mindepth 1 -delete",
-            env=dict(DEFAULT_ENV),
-            cwd="/workspace",
-            stdin=None,
-            timeout=10,
-            max_bytes=1000,
-        )
-    except (SessionDied, OSError):
-        session.close()
-        return None
-    return session

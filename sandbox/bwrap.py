@@ -43,11 +43,13 @@ from exapt.sandbox._session import (
     IO_INNER,
     SERVER_UID,
     Session,
+)
+from exapt.sandbox._session_ops import (
     check_request,
     clear_tmp,
     session_exec,
+    session_spawn,
 )
-from exapt.sandbox._session_spawn import session_spawn
 from exapt.sandbox.base import (
     DEFAULT_ENV,
     WORKSPACE,

@@ -51,9 +51,10 @@ log = logging.getLogger(__name__)
 MAX_LINE = 16_000_000
 GONE = b'{"gone":"the solution\'s process ended or broke the protocol"}\n'
 _VERDICT = b'{"verdict":'
-# Loads the wire module from argv[1:3] and runs the main module from argv[3:5]: each is
-# (marshalled code for this bytecode version, source if the interpreter is another one).
-# Compiling both sources cost ~7 ms a process; loading the code, under 1 ms.
+# Loads the wire's three modules from argv[1:7] and runs the main module from argv[7:9]:
+# each is (marshalled code for this bytecode version, source if the interpreter is another
+# one). Compiling the sources cost ~7 ms a process; loading the code, under 1 ms.
+_WIRE = (("exapt_ops", "ops.py"), ("exapt_values", "values.py"), ("exapt_wire", "wire.py"))
 _BOOT = (
     "import sys, types, marshal, binascii, _frozen_importlib_external as _ext\n"
     "def code(blob, src, name):\n"
@@ -62,20 +63,25 @@ _BOOT = (
     "        try: return marshal.loads(binascii.a2b_base64(data))\n"
     "        except Exception: pass\n"
     "    return compile(src, name, 'exec')\n"
-    "wire = types.ModuleType('exapt_wire')\n"
-    "exec(code(sys.argv[1], sys.argv[2], 'exapt_wire'), wire.__dict__)\n"
-    "sys.modules['exapt_wire'] = wire\n"
-    "main = code(sys.argv[3], sys.argv[4], 'exapt_main')\n"
-    "del sys.argv[1:5], code\n"
+    "for i, name in enumerate(('exapt_ops', 'exapt_values', 'exapt_wire')):\n"
+    "    module = types.ModuleType(name)\n"
+    "    sys.modules[name] = module\n"
+    "    exec(code(sys.argv[1 + 2 * i], sys.argv[2 + 2 * i], name), module.__dict__)\n"
+    "main = code(sys.argv[7], sys.argv[8], 'exapt_main')\n"
+    "del sys.argv[1:9], code, i, name, module\n"
     "exec(main, {'__name__': '__main__'})\n"
 )
+
+
+def _wire() -> list[str]:
+    return [part for _, file in _WIRE for part in _source(file)]
 
 
 @cache
 def _source(name: str) -> tuple[str, str]:
     """(marshalled code with its bytecode magic, source) of one of this folder's files."""
     text = (Path(__file__).parent / name).read_text(encoding="utf-8")
-    label = "exapt_wire" if name == "wire.py" else "exapt_main"
+    label = {file: module for module, file in _WIRE}.get(name, "exapt_main")
     code = marshal.dumps(compile(text, label, "exec"))
     magic = importlib.util.MAGIC_NUMBER.hex()
     return f"{magic}:{base64.b64encode(code).decode()}", text
@@ -84,12 +90,12 @@ def _source(name: str) -> tuple[str, str]:
 def serve_command(*, plain: bool) -> list[str]:
     """argv of the solution's end (``python3 -I``: isolated, the workspace first on path)."""
     mode = "plain" if plain else "objects"
-    return ["python3", "-I", "-B", "-c", _BOOT, *_source("wire.py"), *_source("serve.py"), mode]
+    return ["python3", "-I", "-B", "-c", _BOOT, *_wire(), *_source("serve.py"), mode]
 
 
 def judge_command(python: str = "python3") -> list[str]:
     """argv of the judge's end (``-I -S``: nothing but the interpreter's own modules)."""
-    return [python, "-I", "-S", "-c", _BOOT, *_source("wire.py"), *_source("judge.py")]
+    return [python, "-I", "-S", "-c", _BOOT, *_wire(), *_source("judge.py")]
 
 
 def host_python() -> str:

@@ -1,5 +1,8 @@
-"""``Sandbox.spawn`` through a running session: the server forks the command (no new
-bubblewrap, no ``docker exec``) with its stdin, stdout and stderr on the request's FIFOs.
+"""What bwrap and docker do through their session (``_session.Session``): ``session_exec``
+(``Sandbox.exec``), ``session_spawn`` (``Sandbox.spawn``) and ``clear_tmp`` (``reset``).
+
+A spawned command is forked by the server (no new bubblewrap, no ``docker exec``) with its
+stdin, stdout and stderr on the request's FIFOs.
 
 The command's end is the server's reply line (``<n> <exit code>``), not EOF on stdout:
 our own dummy writers keep the FIFOs open until the command has ended, so a command that
@@ -13,13 +16,99 @@ import os
 import selectors
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from exapt.records import ExecResult
 from exapt.sandbox._channels import SessionDied
 from exapt.sandbox._interactive import LineChannel
 from exapt.sandbox._process import Captured
-from exapt.sandbox._session import Request, Session, SessionBox, ensure_session
-from exapt.sandbox.base import DEFAULT_ENV
+from exapt.sandbox._session import Request, Session
+from exapt.sandbox.base import DEFAULT_ENV, Limits, SandboxError
+
+
+class SessionBox(Protocol):
+    """What ``session_exec`` needs of a sandbox (bwrap's and docker's)."""
+
+    _session: Session | None
+    cwd: str
+    limits: Limits
+
+    def _start_session(self) -> Session: ...
+
+    def _update_cwd(self) -> None: ...
+
+    def _result(self, cap: Captured, oom: bool) -> ExecResult: ...
+
+
+def check_request(cmd: str | list[str], timeout: float | None) -> None:
+    """``SandboxError`` for a request no backend can run."""
+    if timeout is not None and timeout <= 0:
+        raise SandboxError(f"timeout must be > 0, got {timeout}")
+    if isinstance(cmd, list) and not cmd:
+        raise SandboxError("empty argv")
+
+
+def session_exec(
+    box: SessionBox,
+    cmd: str | list[str],
+    *,
+    env: dict[str, str] | None,
+    stdin: str | bytes | None,
+    timeout: float | None,
+    oom_kills: Callable[[], int],
+) -> ExecResult:
+    """``Sandbox.exec`` through ``box``'s session (the caller holds its lock): a new
+    session if there is none or it died; a session a command killed is closed, to be
+    restarted by the next call; the cwd is kept across."""
+    before = oom_kills()
+    session = ensure_session(box)
+    try:
+        cap = session.run(
+            cmd,
+            env={**DEFAULT_ENV, **(env or {})},
+            cwd=box.cwd,
+            stdin=stdin.encode() if isinstance(stdin, str) else stdin,
+            timeout=timeout or box.limits.wall_s,
+            max_bytes=box.limits.output_bytes,
+        )
+    except (SessionDied, OSError):
+        cap = Captured(137, b"", b"", False, False, 0.0)
+    if not session.alive:
+        session.close()
+        box._session = None
+    box._update_cwd()
+    return box._result(cap, oom_kills() > before)
+
+
+def ensure_session(box: SessionBox) -> Session:
+    """``box``'s session, a new one if there is none or it died."""
+    if box._session is None or not box._session.alive:
+        if box._session is not None:
+            box._session.close()
+            box._session = None
+        box._session = box._start_session()
+    return box._session
+
+
+def clear_tmp(session: Session | None) -> Session | None:
+    """Kill what runs in ``session`` and empty its /tmp (reset); the session, or None if
+    it is gone."""
+    if session is None or not session.alive:
+        return session
+    session.kill_commands()
+    try:
+        session.run(
+            "find /tmp -mindepth 1 -delete",
+            env=dict(DEFAULT_ENV),
+            cwd="/workspace",
+            stdin=None,
+            timeout=10,
+            max_bytes=1000,
+        )
+    except (SessionDied, OSError):
+        session.close()
+        return None
+    return session
 
 
 class SessionInteractive(LineChannel):
