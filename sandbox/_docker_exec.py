@@ -190,5 +190,5 @@ class SocketInteractive(LineChannel):
             self.err.truncated,
             time.monotonic() - self.started,
         )
-        self._closed = self._finish(cap)
-        return self._closed
+        result = self._closed = self._finish(cap)
+        return result

@@ -25,6 +25,9 @@ from exapt.sandbox.base import SandboxError
 class LineChannel(ABC):
     """Lines of a command's stdout, read against its deadline (see ``Interactive``)."""
 
+    _closed: ExecResult | None
+    _eof: bool
+
     def __init__(self, timeout: float, stderr_bytes: int) -> None:
         self.started = time.monotonic()
         self.deadline = self.started + timeout
@@ -188,5 +191,5 @@ class PipeInteractive(LineChannel):
             self.err.truncated,
             time.monotonic() - self.started,
         )
-        self._closed = self._finish(cap)
-        return self._closed
+        result = self._closed = self._finish(cap)
+        return result

@@ -220,8 +220,8 @@ class SessionInteractive(LineChannel):
             self.err.truncated,
             time.monotonic() - self.started,
         )
-        self._closed = self._finish(cap)
-        return self._closed
+        result = self._closed = self._finish(cap)
+        return result
 
 
 def session_spawn(

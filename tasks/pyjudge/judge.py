@@ -100,7 +100,7 @@ def _run(name, fn):
     return _outcome(name, None)
 
 
-VISIBLE = []  # outcomes of the visible examples (check mode), reported beside the tests
+VISIBLE: list = []  # outcomes of the visible examples (check mode), reported beside the tests
 
 
 def _load(endpoint, name):

@@ -21,7 +21,7 @@ from exapt_ops import Proxy, ProxyModule  # type: ignore[import-not-found]
 # these modules start two processes for every judgement; annotations are strings anyway.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 MAX_DEPTH = 100
 
@@ -60,9 +60,17 @@ class _Syntax:
     memo: dict[str, Any] = {}  # noqa: RUF012 - the scanner's own cache, as json's decoder
 
 
-_scan = _json.make_scanner(_Syntax())
-_dump = _json.make_encoder(
-    None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, False
+_scan = _json.make_scanner(_Syntax())  # type: ignore[arg-type]
+_dump = _json.make_encoder(  # type: ignore[call-arg]
+    None,
+    None,
+    _json.encode_basestring_ascii,
+    None,
+    ":",
+    ",",
+    False,
+    False,
+    False,  # type: ignore[arg-type]
 )
 
 
@@ -91,7 +99,7 @@ class Codec:
         self._next = 0
         self.plain = False
 
-    def _fail(self, why: str) -> Any:
+    def _fail(self, why: str) -> NoReturn:
         raise Gone(why)
 
     # -- values ------------------------------------------------------------------------
@@ -166,10 +174,11 @@ class Codec:
         if isinstance(peer, tuple) and peer[0] == id(self):
             return {"$p": peer[1]}
         if isinstance(v, type):
-            if issubclass(v, BaseException) and builtin_exception(v.__name__) is v:
-                return {"$exc": v.__name__}
-            if _BUILTIN_TYPES.get(v.__name__) is v:
-                return {"$bt": v.__name__}
+            name = v.__name__
+            if issubclass(v, BaseException) and builtin_exception(name) is v:
+                return {"$exc": name}
+            if _BUILTIN_TYPES.get(name) is v:
+                return {"$bt": name}
         if not handles:
             raise TypeError(f"a {t.__name__} object cannot be sent: plain data only")
         return self._export(v)

@@ -48,7 +48,7 @@ from exapt_values import (  # type: ignore[import-not-found]
 # these modules start two processes for every judgement; annotations are strings anyway.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 __all__ = ["Endpoint", "Gone", "PeerError", "Policy", "ProxyModule", "private_stdio"]
 MAX_LINE = 16_000_000
@@ -108,7 +108,7 @@ class Endpoint(Codec):
             self._fail(str(msg.get("gone"))[:200])
         return msg
 
-    def _fail(self, why: str) -> Any:
+    def _fail(self, why: str) -> NoReturn:
         self.gone = self.gone or why
         raise Gone(why)
 

@@ -300,6 +300,8 @@ def test_javascript_process_exit_and_a_planted_report(
     for name, workspace in cases.items():
         assert_fails(polyglot.scorer().score(task, workspace, factory), "tests_failed", "no_report")
         assert name
+    control = polyglot.scorer().score(task, reference_workspace(task), factory)
+    assert control.passed and control.evidence == "report"
 
 
 @pytest.mark.slow
@@ -328,6 +330,8 @@ def test_java_system_exit_in_a_static_block(polyglot: PolyglotSuite, bwrap_ok: N
         .encode()
     )
     assert_fails(polyglot.scorer().score(task, ref, factory), "no_report")
+    control = polyglot.scorer().score(task, reference_workspace(task), factory)
+    assert control.passed and control.evidence == "report"
 
 
 @pytest.mark.slow
@@ -339,12 +343,14 @@ def test_cpp_global_constructor_exits_0(polyglot: PolyglotSuite, bwrap_ok: None)
     factory = _bwrap(polyglot, bwrap_ok)
     ref = reference_workspace(task)
     ref["all_your_base.cpp"] = (
-        b"#include <cstdlib>\nstatic int exapt_trick = (std::_Exit(0), 0);\n"
+        b"#include <cstdlib>\n[[maybe_unused]] static int exapt_trick = (std::_Exit(0), 0);\n"
         + ref["all_your_base.cpp"]
     )
     # its own CMakeLists.txt that builds no test is not used either
     ref["CMakeLists.txt"] = b"cmake_minimum_required(VERSION 3.5)\nproject(x)\n"
     assert_fails(polyglot.scorer().score(task, ref, factory), "no_report")
+    control = polyglot.scorer().score(task, reference_workspace(task), factory)
+    assert control.passed and control.evidence == "report"
 
 
 @pytest.mark.slow
@@ -387,3 +393,5 @@ def test_rust_owns_no_build(polyglot: PolyglotSuite, bwrap_ok: None) -> None:
         score = polyglot.scorer().score(task, workspace, factory)
         assert_fails(score, "tests_failed", "no_report", "count_mismatch")
         assert name
+    control = polyglot.scorer().score(task, reference_workspace(task), factory)
+    assert control.passed and control.evidence == "report"
