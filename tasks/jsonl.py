@@ -216,6 +216,11 @@ def _python_tests(command: str, tests: dict[str, str]) -> dict[str, Any] | None:
 
 def read_tasks(path: Path, suite: str) -> list[Task]:
     """Every task of the file, validated up front (a bad line fails before any task runs)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ConfigError(
+            f"task file {path} is a symlink or not a regular file: refusing to read it",
+            hint="give jsonl:PATH with the path of a plain JSONL file",
+        )
     if not path.is_file():
         raise ConfigError(
             f"task file {path} does not exist", hint="give jsonl:PATH with the path of a JSONL file"

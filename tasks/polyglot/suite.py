@@ -189,6 +189,13 @@ class PolyglotSuite:
                 f"unknown polyglot language {unknown[0]!r}",
                 hint=f"use some of: {', '.join(LANGUAGES)}",
             )
+        if self.path.is_symlink() or (
+            self.path.exists() and not (self.path.is_dir() or self.path.is_file())
+        ):
+            raise ConfigError(
+                f"polyglot path {self.path} is a symlink or a special file: refusing it",
+                hint="give the checkout folder or the JSONL file itself",
+            )
         if self.path.is_dir():
             exercises = read_checkout(self.path)
         elif self.path.is_file():

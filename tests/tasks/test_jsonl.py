@@ -203,3 +203,15 @@ def test_limits_cover_the_longest_timeout(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "t.jsonl", ADD, {**ADD, "id": "demo/slow", "timeout_s": 200})
     limits = JsonlSuite(path).limits()
     assert limits.wall_s == 200 and limits.cpu_s >= 200
+
+
+def test_a_symlinked_or_special_task_file_is_refused(tmp_path: Path) -> None:
+    real = write_lines(tmp_path / "t.jsonl", ADD)
+    (tmp_path / "link.jsonl").symlink_to(real)
+    with pytest.raises(ConfigError, match="symlink"):
+        load_suite(f"jsonl:{tmp_path / 'link.jsonl'}")
+    import os
+
+    os.mkfifo(tmp_path / "fifo.jsonl")  # reading it would block forever
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_suite(f"jsonl:{tmp_path / 'fifo.jsonl'}")

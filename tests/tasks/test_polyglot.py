@@ -381,3 +381,47 @@ def test_exercises_needing_unavailable_libraries_are_skipped(
     hangman = next(t for t in fresh.all_tasks() if t.id == "polyglot/java/hangman")
     with pytest.raises(UnavailableError, match="rxjava"):
         fresh.scorer().score(hangman, as_bytes(hangman.files), toolchain_factory(fresh))
+
+
+def test_symlinks_special_files_and_escaping_paths_are_refused(
+    polyglot_path: Path, tmp_path: Path
+) -> None:
+    row = next(
+        json.loads(line)
+        for line in polyglot_path.read_text().splitlines()
+        if '"polyglot/python/beer-song"' in line
+    )
+    folder = tmp_path / "python" / "exercises" / "practice" / "beer-song"
+    (folder / ".meta").mkdir(parents=True)
+    (folder / ".meta" / "config.json").write_text(
+        json.dumps({"files": {"solution": ["beer_song.py"], "test": ["beer_song_test.py"]}})
+    )
+    (folder / "beer_song.py").write_text(row["solution_files"]["beer_song.py"])
+    (folder / "beer_song_test.py").write_text(row["test_files"]["beer_song_test.py"])
+    assert len(list(PolyglotSuite(tmp_path).all_tasks())) == 1  # the control: it loads
+    (folder / "notes.txt").symlink_to("/etc/passwd")  # would land in the workspace
+    with pytest.raises(ConfigError, match=r"notes.txt is a symlink"):
+        PolyglotSuite(tmp_path)
+    (folder / "notes.txt").unlink()
+    os.mkfifo(folder / "pipe")
+    with pytest.raises(ConfigError, match=r"pipe is not a regular file"):
+        PolyglotSuite(tmp_path)
+    (folder / "pipe").unlink()
+    (folder / ".meta" / "config.json").write_text(
+        json.dumps({"files": {"solution": ["../../../../etc/passwd"], "test": []}})
+    )
+    with pytest.raises(ConfigError, match=r"must be relative and inside the workspace"):
+        PolyglotSuite(tmp_path)
+    bad = tmp_path / "bad.jsonl"
+    for field, value in (
+        ("solution_files", {"/etc/passwd": "x"}),
+        ("test_files", {"../x.py": "x"}),
+        ("name", "x; rm -rf /"),
+    ):
+        bad.write_text(json.dumps({**row, field: value}) + "\n")
+        with pytest.raises(ConfigError, match=r"bad.jsonl:1"):
+            read_jsonl(bad)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(polyglot_path)
+    with pytest.raises(ConfigError, match="symlink"):
+        PolyglotSuite(link)
