@@ -148,6 +148,58 @@ def suite_sandbox_factory(suite: object, backend: str = "default") -> SandboxFac
     )
 
 
+def run_for_report(
+    sandbox: SandboxFactory,
+    files: dict[str, str | bytes],
+    command: str,
+    report_path: str,
+    *,
+    timeout_s: float,
+    env: dict[str, str] | None,
+    started: float,
+) -> Score | tuple[ExecResult, bytes | None]:
+    """Run ``command`` in a fresh sandbox and read the report it wrote (None if absent):
+    (result, report), or the failed ``Score`` of a broken sandbox, a timeout or an OOM."""
+    report: bytes | None = None
+    try:
+        with sandbox(files) as box:
+            result = box.exec(command, timeout=timeout_s, env=env)
+            try:
+                report = box.read(report_path)
+            except (FileNotFoundError, SandboxError):
+                report = None
+    except (ExaptError, OSError) as exc:  # the sandbox broke, not the solution: report it
+        return broken(exc, started)
+    if result.timed_out:
+        return failed("timeout", f"timed out after {timeout_s:g} s (too slow, or stuck?)", started)
+    if result.oom_killed:
+        return failed("oom", "killed: out of memory", started)
+    return result, report
+
+
+def from_report(
+    seen: Seen,
+    expected: list[str],
+    result: ExecResult,
+    started: float,
+    *,
+    by_count: bool = False,
+    nothing_ran: str = "the tests did not run to the end (no test report)",
+) -> Score:
+    """The score of a framework's report (``seen``) against the host's ``expected`` tests:
+    evidence ``report``; a pass also needs the command's exit status 0."""
+    if not seen.outcomes:
+        return failed("no_report", nothing_ran, started)
+    if by_count:
+        expected = [f"#{i}" for i in range(len(expected))]
+        seen = Seen({f"#{i}": v for i, v in enumerate(seen.outcomes.values())})
+    score = judged(seen, expected, started, evidence="report")
+    if score.passed and result.exit_code != 0:
+        note = f"the test command exited {result.exit_code} after a passing report"
+        return failed("tests_failed", note, started, evidence="report")
+    return score
+
+
 class CommandScorer:
     """Copies ``hidden["tests"]`` over the workspace in a fresh sandbox, runs
     ``hidden["test_command"]`` and judges the JUnit report it wrote (module doc): evidence
@@ -176,42 +228,26 @@ class CommandScorer:
         kept.pop(report_path, None)  # a report the agent left is not the tests'
         files = seed_files(kept, hidden.get("restore", {}), hidden.get("tests", {}))
         started = time.monotonic()
-        report: bytes | None = None
-        try:
-            with sandbox(files) as box:
-                result = box.exec(command, timeout=timeout_s, env=hidden.get("env"))
-                try:
-                    report = box.read(report_path)
-                except (FileNotFoundError, SandboxError):
-                    report = None
-        except (ExaptError, OSError) as exc:  # the sandbox broke, not the solution: report it
-            return broken(exc, started)
-        if result.timed_out:
-            return failed(
-                "timeout", f"timed out after {timeout_s:g} s (too slow, or stuck?)", started
-            )
-        if result.oom_killed:
-            return failed("oom", "killed: out of memory", started)
+        ran = run_for_report(
+            sandbox,
+            files,
+            command,
+            report_path,
+            timeout_s=timeout_s,
+            env=hidden.get("env"),
+            started=started,
+        )
+        if isinstance(ran, Score):
+            return ran
+        result, report = ran
         try:
             seen = junit(report) if report is not None else Seen({})
         except (ValueError, SyntaxError) as exc:
             return failed(
                 "no_report", f"the test report is malformed ({type(exc).__name__})", started
             )
-        if not seen.outcomes:
-            return failed("no_report", "the tests did not run to the end (no test report)", started)
         n = int(hidden["expected_tests"])
-        expected = [f"#{i}" for i in range(n)]
-        counted = Seen({f"#{i}": v for i, v in enumerate(seen.outcomes.values())})
-        score = judged(counted, expected, started, evidence="report")
-        if score.passed and result.exit_code != 0:
-            return failed(
-                "tests_failed",
-                f"the test command exited {result.exit_code} after a passing report",
-                started,
-                evidence="report",
-            )
-        return score
+        return from_report(seen, [f"#{i}" for i in range(n)], result, started, by_count=True)
 
 
 def junit(data: bytes) -> Seen:

@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Protocol
 
-from exapt.errors import ExaptError
 from exapt.records import Score, Task
-from exapt.sandbox.base import SandboxError
 from exapt.tasks.base import SandboxFactory
-from exapt.tasks.command import broken
-from exapt.tasks.verdict import Seen, failed, judged
+from exapt.tasks.command import from_report, run_for_report
+from exapt.tasks.verdict import Seen, failed
 
 #: Where a test command writes its framework's report, inside the workspace; a workspace's
 #: own ``.exapt/`` never enters the scoring sandbox.
@@ -161,49 +159,35 @@ class ReportLanguage:
         timeout_s = float(hidden.get("timeout_s") or 120.0)
         files = scoring_files(self, task, workspace, self.prepare_tests(hidden["tests"]))
         expected = self.expected(hidden["tests"])
-        report: bytes | None = None
-        try:
-            with sandbox(files) as box:
-                result = box.exec(hidden["test_command"], timeout=timeout_s, env=hidden.get("env"))
-                try:
-                    report = box.read(f"{REPORT_DIR}/{self.report}")
-                except (FileNotFoundError, SandboxError):
-                    report = None
-        except (ExaptError, OSError) as exc:  # the sandbox broke, not the solution
-            return broken(exc, started)
-        if result.timed_out:
-            return failed(
-                "timeout", f"timed out after {timeout_s:g} s (too slow, or stuck?)", started
-            )
-        if result.oom_killed:
-            return failed("oom", "killed: out of memory", started)
-        if report is None:
-            log = result.stdout + "\n" + result.stderr
-            errors = build_errors(log, task)
-            what = "the build failed" if errors else "the tests did not run to the end"
-            return failed(
-                "build_failed" if errors else "no_report",
-                f"{what} (no test report)" + (f"\n{errors}" if errors else ""),
-                started,
-            )
-        try:
-            seen = self.parse(report)
-        except (ValueError, KeyError, TypeError) as exc:
-            return failed(
-                "no_report", f"the test report is malformed ({type(exc).__name__})", started
-            )
-        if self.by_count:
-            expected = [f"#{i}" for i in range(len(expected))]
-            seen = Seen({f"#{i}": v for i, v in enumerate(seen.outcomes.values())})
-        score = judged(seen, expected, started, evidence="report")
-        if score.passed and result.exit_code != 0:
-            return failed(
-                "tests_failed",
-                f"the test run exited {result.exit_code} after a passing report",
-                started,
-                evidence="report",
-            )
-        return score
+        ran = run_for_report(
+            sandbox,
+            files,
+            hidden["test_command"],
+            f"{REPORT_DIR}/{self.report}",
+            timeout_s=timeout_s,
+            env=hidden.get("env"),
+            started=started,
+        )
+        if isinstance(ran, Score):
+            return ran
+        result, report = ran
+        seen = Seen({})
+        if report is not None:
+            try:
+                seen = self.parse(report)
+            except (ValueError, KeyError, TypeError, SyntaxError) as exc:  # (XML ParseError)
+                note = f"the test report is malformed ({type(exc).__name__})"
+                return failed("no_report", note, started)
+        errors = "" if seen.outcomes else build_errors(result.stdout + "\n" + result.stderr, task)
+        note = "the tests did not build, or did not run to the end (no test report)"
+        return from_report(
+            seen,
+            expected,
+            result,
+            started,
+            by_count=self.by_count,
+            nothing_ran=note + (f"\n{errors}" if errors else ""),
+        )
 
 
 def count_calls(pattern: re.Pattern[str], text: str) -> list[str]:
