@@ -70,7 +70,7 @@ def leftovers() -> list[str]:
     for ctrl in ("memory", "pids", ""):
         base = Path("/sys/fs/cgroup") / ctrl
         found += [str(p) for p in base.glob(f"**/exapt-{pid}-*") if p.is_dir()][:5]
-    from exapt.sandbox import docker as dockmod
+    from exapt.sandbox import _docker_client as dockmod
 
     if dockmod._client is not None:
         for c in dockmod._client.containers.list(
