@@ -3,7 +3,8 @@
 Trajectories reach operators from the feedback split only (train by default): a parent's
 failed attempts are made on demand — it is run on ``feedback_tasks`` tasks of that split
 (cached like any evaluation, paid from the run's budget) — and exemplars come from passed
-attempts on those tasks in the trajectory store, whoever made them. Operators see tasks
+attempts on those tasks in the trajectory store, whoever made them — trusted passes only
+(``Outcome.trusted``: learning signals are trusted or unused). Operators see tasks
 as records; the hidden part is used here only to redact feedback (``safety``).
 """
 
@@ -90,14 +91,15 @@ class ArchiveContext:
         return results
 
     def passed_trajectories(self, variant: Variant, limit: int) -> list[Trajectory]:
-        """Passed attempts on feedback tasks: ``variant``'s feedback batch is run first
-        (cached), then the trajectory store is read (any run, any variant), in task order."""
+        """Trusted passes (``Outcome.trusted``: the judge's own evidence) on feedback tasks:
+        ``variant``'s feedback batch is run first (cached), then the trajectory store is
+        read (any run, any variant), in task order."""
         self.run_feedback(variant, self.feedback_batch(variant))
         store = self.evaluator.store
         found: list[Trajectory] = []
         for task in sorted(self.feedback, key=lambda t: t.id):
             heads = [t for t in store.trajectories(task_id=task.id, with_steps=False)
-                     if t.result.passed]  # fmt: skip
+                     if t.result.trusted]  # fmt: skip
             for head in sorted(heads, key=lambda t: (t.run_id, t.trial))[:1]:
                 full = store.trajectories(head.run_id, head.task_id)
                 found.extend(t for t in full if t.trial == head.trial)

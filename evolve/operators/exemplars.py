@@ -1,8 +1,9 @@
 """``AddExemplarOperator`` / ``PruneExemplarOperator``: few-shot examples in the prompt.
 
 An exemplar is a solved task: what the agent was given and what passed the hidden tests.
-They come only from passed attempts on the feedback split (train) — never a selection or
-test task, so a variant is not scored on a task whose answer is in its own prompt.
+They come only from trusted passes (the judge's own evidence) on the feedback split
+(train) — never a selection or test task, so a variant is not scored on a task whose answer
+is in its own prompt.
 
 A variant keeps its exemplars as data in ``exemplars.json`` (a list of ``{task_id,
 input, output}``) and as the prompt ``exemplars`` rendered from it (literal text in a

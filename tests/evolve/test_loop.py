@@ -80,7 +80,9 @@ def test_the_mutator_sees_visible_feedback_never_hidden_tests(
         # The hidden test is `assert x == I, x`; a traceback would quote it: redacted.
         assert "assert x ==" not in prompt
         assert "from f" not in prompt or "import x" not in prompt
-        assert "quoted hidden test data were removed" in prompt
+        # What the mutator does get: the judge's visible verdict for each failure.
+        feedback = prompt.split("Test feedback:\n", 1)[1].split("\n", 1)[0]
+        assert feedback.strip() and feedback != "(none)", prompt
 
 
 def worse_agent(path: Path) -> Path:
@@ -227,3 +229,24 @@ def test_min_solved_stops_children_that_solved_nothing(evolve_run: Callable[...,
         assert [e.reason for e in children] == [
             "stage 1: solved 0 < --min-solved 1 on 2 tasks"
         ] * len(children)
+
+
+def test_exemplars_come_from_trusted_train_passes_only(
+    evolve_run: Callable[..., Any], tmp_path: Path
+) -> None:
+    from exapt.evolve.operators.exemplars import exemplars_of
+
+    from .helpers import agent_script
+
+    train = splits()["train"]
+    right = tuple(int(t.split("t")[-1]) for t in train[:3])
+    agent = agent_script(tmp_path / "right.json", right=(*right, 12))  # 12: a dev task
+    evolve_run(model=f"scripted:{agent}", generations=2, children=2, harvest=len(train),
+               operators={"add_exemplar": 1.0})  # fmt: skip
+    with Archive.open("t") as archive:
+        children = [e for e in archive.entries() if e.generation > 0]
+        assert children
+        for e in children:
+            picked = {x["task_id"] for x in exemplars_of(archive.variant(e.variant_id))}
+            assert picked and picked <= {f"demo/t{i}" for i in right}  # never demo/t12
+            assert "```write f" in archive.variant(e.variant_id).prompt("exemplars")

@@ -4,6 +4,7 @@ bootstrap, each on its own."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,6 @@ from exapt.evolve.stats import paired_bootstrap
 from exapt.evolve.variant import Variant
 from exapt.records import Task
 from exapt.tasks import sandbox_factory
-from exapt.tasks.command import CommandScorer
 
 
 def completion_seed() -> Variant:
@@ -109,19 +109,31 @@ def test_merge_takes_each_sides_change_against_the_common_ancestor() -> None:
 # --- exemplars --------------------------------------------------------------------------
 
 
+ADD_LINE = {
+    "id": "ex/add", "instruction": "Complete add.",
+    "files": {"solution.py": 'def add(a, b):\n    """Add two numbers."""\n'},
+    "tests": {"test_add.py": "from solution import add\nassert add(2, 3) == 5\n"},
+    "test_command": "python3 test_add.py", "timeout_s": 10,
+    "metadata": {"entry_point": "add", "visible_tests": ["assert candidate(1, 1) == 2"]},
+}  # fmt: skip
+
+
+def add_suite() -> Any:
+    from exapt.tasks.jsonl import parse_line
+
+    return parse_line(ADD_LINE, Path("add.jsonl"), 1, "jsonl:add.jsonl")
+
+
 def add_task() -> Task:
-    return Task(
-        id="ex/add", suite="test", instruction="Complete add.",
-        files={"solution.py": 'def add(a, b):\n    """Add two numbers."""\n'},
-        hidden={"tests": {"test_add.py": "from solution import add\nassert add(2, 3) == 5\n"},
-                "test_command": "python3 test_add.py", "timeout_s": 10},
-        metadata={"entry_point": "add", "visible_tests": ["assert candidate(1, 1) == 2"]},
-    )  # fmt: skip
+    task: Task = add_suite()
+    return task
 
 
 def attempt_of(task: Task, model: ScriptedModel, backend: str) -> Any:
+    from exapt.tasks.jsonl import JsonlScorer
+
     return run_task(task, spec=load_spec("completion"), model=model, run_id="r",
-                    sandbox=sandbox_factory(backend), scorer=CommandScorer())  # fmt: skip
+                    sandbox=sandbox_factory(backend), scorer=JsonlScorer())  # fmt: skip
 
 
 def test_an_exemplar_is_the_completion_that_passed(bwrap: str) -> None:
