@@ -235,7 +235,9 @@ class ModelProxy:
                 self._tool(body)
             elif kind == "note":
                 text = str(body.get("text") or "")[:MAX_NOTE]
-                self.recorder.note(text, reported_by="variant")
+                data = json.dumps(body.get("data"), default=str)
+                kept = body.get("data") if len(data) <= MAX_NOTE else data[:MAX_NOTE]
+                self.recorder.note(text, reported_by="variant", data=kept)
             elif kind == "end":
                 reason = str(body.get("stop_reason") or "")
                 self.claimed_stop = reason if _REASON.match(reason) else "done"
