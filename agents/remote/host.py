@@ -136,6 +136,35 @@ def run_in_sandbox(
     return ran
 
 
+def build_check(spec: AgentSpec, sandbox: SandboxFactory) -> str | None:
+    """None when ``spec``'s own graph builds in a sandbox from ``sandbox``, else why not
+    (what a self-modified child must pass before it is evaluated)."""
+    from exapt.records import Trajectory
+
+    task = Task(id="build-check", suite="build-check", instruction="(build only)")
+    recorder = Recorder(Trajectory(run_id="build-check", task_id=task.id))
+    budget = Budget(max_steps=1, max_wall_s=120)
+    ran = run_in_sandbox(task, spec, _NoModel(), sandbox, {}, recorder, budget,
+                         time.monotonic(), mode="build")  # fmt: skip
+    if ran.stop_reason == "built":
+        return None
+    return ran.failure.feedback if ran.failure is not None else ran.stop_reason
+
+
+class _NoModel:
+    """The model of a build check: never called (the graph is only built)."""
+
+    name = "none"
+    supports_tools = True
+    is_base = False
+
+    def chat(self, messages: Any, *, tools: Any = None, **params: Any) -> Any:
+        raise ModelError("no model calls in a build check")
+
+    def complete(self, prompt: str, *, stop: Any = None, **params: Any) -> Any:
+        raise ModelError("no model calls in a build check")
+
+
 def _verdict(proxy: ModelProxy, result: ExecResult, budget: Budget, mode: str) -> Ran:
     """The stop reason: what the host saw first (budget refusals, the kill, the exit
     status), the variant's own report last."""

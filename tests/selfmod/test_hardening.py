@@ -61,8 +61,11 @@ def test_sandboxed_prompts_still_render_what_prompts_use() -> None:
     assert out == "SHELL t1# a\n# b"
 
 
-@pytest.mark.parametrize("graph", ["os:system", "exapt.agents.graphs.completion:build",
-                                   "../agent.py:build", "/tmp/agent.py:build", "agent.py"])  # fmt: skip
+HOST_GRAPHS = ["os:system", "exapt.agents.graphs.completion:build", "../agent.py:build",
+               "/tmp/agent.py:build", "agent.py"]  # fmt: skip
+
+
+@pytest.mark.parametrize("graph", HOST_GRAPHS)
 def test_variants_never_name_host_code(tmp_path: Path, graph: str) -> None:
     v = Variant({"spec.yaml": f"name: h\ngraph: {graph}\nprompts: {{}}\n", "agent.py": "x = 1\n"})
     with pytest.raises(ConfigError):
