@@ -116,3 +116,25 @@ def test_helper_modules_beside_agent_py_import(tmp_path: Path, bwrap: str) -> No
     )
     a = attempt(spec, ScriptedModel([]))
     assert a.score.passed and a.trajectory.result.stop_reason == "done"
+
+
+def test_exapt_run_runs_an_agent_with_its_own_code(tmp_path: Path, bwrap: str, home: Path) -> None:
+    import json
+    import os
+    import subprocess
+
+    from selfmod_helpers import seed_folder, write_tasks
+
+    folder = seed_folder(tmp_path / "agent")
+    (folder / "agent.py").write_text((folder / "agent.py").read_text().replace(
+        "OFFSET = 1", "OFFSET = 0"))  # fmt: skip
+    (tmp_path / "none.json").write_text("{}")
+    cmd = [sys.executable, "-m", "exapt.cli", "run", "--suite",
+           f"jsonl:{write_tasks(tmp_path / 't.jsonl', 3)}", "--agent", str(folder / "spec.yaml"),
+           "--model", f"scripted:{tmp_path / 'none.json'}", "--sandbox", "bwrap", "--no-memory",
+           "--json"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "EXAPT_HOME": str(home)})  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout)
+    assert (summary["n_tasks"], summary["n_passed"], summary["agent"]) == (3, 3, "offby1")

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import random
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from selfmod_helpers import seed_folder, write_tasks
 
 from exapt.agents.models import ModelReply, ScriptedModel
 from exapt.agents.spec import load_spec
@@ -21,58 +20,6 @@ from exapt.evolve.base import TaskResult
 from exapt.evolve.entries import ArchiveEntry
 from exapt.evolve.mutators import MutatorArchive, default_mutator
 from exapt.evolve.variant import Variant
-
-AGENT = """
-import re
-from typing import TypedDict
-
-from langgraph.graph import END, START, StateGraph
-from exapt.agents.context import AgentContext
-
-OFFSET = 1  # the bug: every value it writes is off by one
-
-
-class S(TypedDict, total=False):
-    stop_reason: str
-
-
-def act(state, runtime):
-    ctx = runtime.context
-    i = int(re.search(r"TASK (\\d+):", ctx.task.instruction).group(1))
-    ctx.sandbox.write(f"f{i}.py", f"x = {i + OFFSET}\\n")
-    return {"stop_reason": "done"}
-
-
-def build(spec):
-    g = StateGraph(S, context_schema=AgentContext)
-    g.add_node("act", act)
-    g.add_edge(START, "act")
-    g.add_edge("act", END)
-    return g
-"""
-
-
-def write_tasks(path: Path, n: int = 24) -> Path:
-    lines = [
-        {
-            "id": f"demo/t{i}",
-            "instruction": f"TASK {i}: write f{i}.py with x = {i}.",
-            "tests": {"test_f.py": f"from f{i} import x\nassert x == {i}, 'HIDDEN-CHECK'\n"},
-            "test_command": "python3 test_f.py",
-        }
-        for i in range(n)
-    ]
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    return path
-
-
-def seed_folder(folder: Path, agent: str = AGENT) -> Path:
-    load_spec("tool_coder").save(folder)
-    data = yaml.safe_load((folder / "spec.yaml").read_text())
-    data.update({"name": "offby1", "graph": "agent.py:build"})
-    (folder / "spec.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    (folder / "agent.py").write_text(textwrap.dedent(agent))
-    return folder
 
 
 def call(name: str, **arguments: Any) -> dict[str, Any]:
