@@ -53,6 +53,8 @@ DEFAULT_WALL_S = 900.0
 #: Extra seconds past the wall budget before the process is killed (it stops by itself
 #: at the budget; this is for starting Python and reporting).
 GRACE_S = 20.0
+#: The end of a failed variant's stderr kept (as a note).
+STDERR_CHARS = 2000
 
 
 @dataclass
@@ -127,6 +129,12 @@ def run_in_sandbox(
     if proxy.model_error is not None and proxy.model_error[1]:
         raise ModelError(f"model {model.name!r} failed: {proxy.model_error[0]}")
     ran = _verdict(proxy, result, budget, mode)
+    if ran.failure is not None and result.stderr.strip():
+        # What the code printed is its own claim: a note, never the score's feedback (which
+        # memory and mutators read as the judge's word).
+        ran.extra["stderr"] = result.stderr[-STDERR_CHARS:]
+        recorder.note("the variant's stderr (end)", reported_by="variant",
+                      stderr=ran.extra["stderr"])  # fmt: skip
     if ran.failure is None and unscorable is not None:
         ran.failure = unscorable
         ran.stop_reason = (
@@ -148,7 +156,9 @@ def build_check(spec: AgentSpec, sandbox: SandboxFactory) -> str | None:
                          time.monotonic(), mode="build")  # fmt: skip
     if ran.stop_reason == "built":
         return None
-    return ran.failure.feedback if ran.failure is not None else ran.stop_reason
+    why = ran.failure.feedback if ran.failure is not None else ran.stop_reason
+    tail = str(ran.extra.get("stderr", "")).strip().splitlines()[-3:]
+    return "\n".join([why, *tail])
 
 
 class _NoModel:
@@ -168,7 +178,6 @@ class _NoModel:
 def _verdict(proxy: ModelProxy, result: ExecResult, budget: Budget, mode: str) -> Ran:
     """The stop reason: what the host saw first (budget refusals, the kill, the exit
     status), the variant's own report last."""
-    tail = result.stderr[-1500:].strip()
     if proxy.budget_stop is not None:
         return _failure(
             "budget_overrun",
@@ -188,8 +197,8 @@ def _verdict(proxy: ModelProxy, result: ExecResult, budget: Budget, mode: str) -
     if result.exit_code != 0:
         what = "its graph did not build" if mode == "build" and not proxy.built else "it crashed"
         reason = "variant_build" if mode == "build" else "variant_crash"
-        return _failure(reason, f"the variant's code exited {result.exit_code}: {what}"
-                        + (f"\n{tail}" if tail else ""), result)  # fmt: skip
+        message = f"the variant's code exited {result.exit_code}: {what}"
+        return _failure(reason, message, result)
     if mode == "build":
         if not proxy.built:
             return _failure("variant_build", "the variant ended without building its graph", result)

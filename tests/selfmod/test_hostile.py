@@ -319,7 +319,11 @@ def test_broken_code_is_the_attempt_s_crash(tmp_path: Path, bwrap: str, agent: s
     spec = code_variant(tmp_path / "v", agent)
     a = attempt(spec, ScriptedModel([]), limits=SMALL)
     assert a.trajectory.result.stop_reason == "variant_crash" and a.score.reward == 0
-    assert "exited" in a.score.feedback
+    assert "exited" in a.score.feedback and "Traceback" not in a.score.feedback
+    printed = [s.input["stderr"] for s in a.trajectory.steps
+               if s.kind == "note" and "stderr" in (s.input or {})]  # fmt: skip
+    assert printed or agent.endswith("9)")  # what it printed is a note (a SIGKILL prints none)
+    assert all("Traceback" in p or "Error" in p for p in printed)
 
 
 def test_hidden_data_is_nowhere_in_the_sandbox(tmp_path: Path, bwrap: str) -> None:
