@@ -156,4 +156,9 @@ def _top_level(dist: metadata.Distribution) -> list[str]:
             continue
         if (site / top).exists():
             tops.add(top)
+            # a single-file module's bytecode sits in the shared __pycache__: bind it alone
+            # (typing_extensions would be compiled again in every attempt, ~50 ms)
+            if top.endswith(".py") and (cached := Path(importlib.util.cache_from_source(
+                str(site / top)))).exists():  # fmt: skip
+                tops.add(str(cached.relative_to(site)))
     return sorted(tops)
