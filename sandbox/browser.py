@@ -437,7 +437,6 @@ class BrowserEpisode:
         self._page = page
         context.on("page", self._in_popup)
         page.on("console", self._in_console)
-        page.on("websocket", lambda ws: self._block(ws.url, "websocket"))
         goal, _info = task.setup(page)
         self.goal = _goal_text(goal)
         # A mark on this document: a reload or any other document lacks it (see _in_validate).
@@ -513,6 +512,7 @@ class BrowserEpisode:
         from playwright.sync_api import Error as PlaywrightError
 
         page = self._page
+        self._in_skip_dead_frames()
         for attempt in range(3):
             try:
                 _pre_extract(page, tags_to_mark="standard_html", lenient=attempt == 2)
@@ -542,6 +542,25 @@ class BrowserEpisode:
             end_reason=(self._result or {}).get("stop_reason", ""),
             screenshot=self._in_screenshot(),
         )
+
+    def _in_skip_dead_frames(self) -> None:
+        """Frames whose navigation was refused before it started (a ``file:`` iframe) never
+        get a document, and evaluating in them waits forever (BrowserGym's marking would):
+        mark their elements ``sandbox`` so the marking skips them, as it skips sandboxed
+        frames. Frames with a document (even an error page) are left alone."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        for frame in self._page.frames[1:]:
+            if frame.url or frame.is_detached():
+                continue
+            try:
+                frame.wait_for_function("true", timeout=1000)
+                continue
+            except PlaywrightError:
+                pass
+            with contextlib.suppress(PlaywrightError):
+                frame.frame_element().evaluate("e => e.setAttribute('sandbox', '')")
+                self._block(f"(frame {frame.name or 'unnamed'})", "frame without a document")
 
     def _in_screenshot(self) -> str | None:
         if not self.options.screenshots_dir:
@@ -580,6 +599,8 @@ class BrowserEpisode:
         text = str(message.text)
         if "Not allowed to load local resource" in text:
             self._block(text.rpartition(": ")[2], "local file")
+        elif text.startswith("WebSocket connection to"):  # not routed: it met the dead proxy
+            self._block(text.split("'")[1] if "'" in text else text, "websocket")
 
     def _in_popup(self, page: Any) -> None:
         if page is not self._page:
