@@ -89,6 +89,7 @@ def jail_argv(executable: str = CHROMIUM) -> list[str]:
     argv += ["--perms", "0755", "--dir", "/etc"]
     for name in _ETC_BINDS:
         argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    argv += ["--ro-bind-try", "/var/cache/fontconfig", "/var/cache/fontconfig"]
     argv += ["--proc", "/proc", "--dev", "/dev"]
     argv += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]
     argv += ["--clearenv", "--setenv", "HOME", "/tmp", "--setenv", "PATH", "/usr/bin:/bin"]

@@ -119,7 +119,7 @@ def render_observation(observation: Any, max_chars: int = 10_000) -> str:
     if observation.last_action:
         lines.append(f"Last action: {observation.last_action}")
         if observation.last_action_error:
-            lines.append(f"Error: {observation.last_action_error}")
+            lines.append(f"Error: {observation.last_action_error.removeprefix('Error: ')}")
     if observation.focused_bid:
         lines.append(f"Focused element: [{observation.focused_bid}]")
     if observation.done:

@@ -111,7 +111,15 @@ def _complete(ctx: AgentContext, state: WebState) -> dict[str, Any]:
     observation = _episode(ctx.tool_context()).observe()
     keep = int(ctx.option("previous_actions", 5))
     prompt = ctx.render("step", observation=observation, previous=state["previous"][-keep:])
-    reply = ctx.complete(prompt, stop=["\n"])
+    # One action fits in a line: a short cap keeps a rambling base model from generating
+    # hundreds of tokens per step (graph option ``completion_max_tokens``).
+    params: dict[str, Any] = {"max_tokens": int(ctx.option("completion_max_tokens", 48))}
+    if "temperature" in ctx.spec.graph_options:
+        params["temperature"] = ctx.spec.graph_options["temperature"]
+    started = time.monotonic()
+    reply = ctx.model.complete(prompt, stop=["\n"], **params)
+    request = {"prompt": prompt, "stop": ["\n"], "params": params}
+    ctx.recorder.model_call(request, reply, time.monotonic() - started)
     update: dict[str, Any] = {**counters(reply), "actions": []}
     try:
         name, arguments = parse_text_action(reply.text, set(ctx.tools))
