@@ -267,7 +267,8 @@ def random_floor(suite: MiniWoBSuite, names: tuple[str, ...]) -> dict[str, Any]:
             tasks[name], spec=spec, model=RandomClicker(hash(name) % 1000),  # type: ignore[arg-type]
             sandbox=factory, scorer=suite.scorer(), run_id="bench-random",
         )  # fmt: skip
-        return name, attempt.score.passed, attempt.score.reward
+        found = re.search(r"raw ([+-]\d+\.\d+)", attempt.score.feedback)
+        return name, attempt.score.passed, float(found.group(1)) if found else 0.0
 
     started = time.monotonic()
     with ThreadPoolExecutor(4) as pool:
@@ -276,6 +277,7 @@ def random_floor(suite: MiniWoBSuite, names: tuple[str, ...]) -> dict[str, Any]:
     return {
         "n_tasks": len(rows),
         "n_passed": len(passed),
+        "n_positive_reward": sum(raw > 0 for _, _, raw in rows),
         "pass_rate": round(len(passed) / len(rows), 3),
         "passed": passed,
         "wall_s": round(time.monotonic() - started, 1),
@@ -293,22 +295,27 @@ def local_agent(names: tuple[str, ...], workers: int) -> dict[str, Any]:
     run = Run.prepare(config)
     started = time.monotonic()
 
+    shown = [-1]
+
     def show(progress: Any) -> None:
-        print(
-            f"\r  local: {progress.done}/{progress.n_tasks} done, {progress.passed} passed, "
-            f"{progress.elapsed_s:.0f} s",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
+        if progress.done != shown[0]:  # a line per finished task
+            shown[0] = progress.done
+            print(
+                f"  local: {progress.done}/{progress.n_tasks} done, {progress.passed} passed, "
+                f"{progress.elapsed_s:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     summary = run.execute(on_progress=show)
-    print(file=sys.stderr)
     with TrajectoryStore() as store:
         trajectories = store.trajectories(run.run_id)
     per_task = {}
-    replies = unparsed = 0
+    replies = unparsed = positive = 0
     for t in trajectories:
+        found = re.search(r"raw ([+-]\d+\.\d+)", t.result.feedback)
+        raw = float(found.group(1)) if found else 0.0
+        positive += raw > 0 and t.result.stop_reason == "episode_done"
         notes = [s for s in t.steps if s.kind == "note" and "no action" in str(s.output)]
         model_calls = [s for s in t.steps if s.kind == "model"]
         replies += len(model_calls)
@@ -316,6 +323,7 @@ def local_agent(names: tuple[str, ...], workers: int) -> dict[str, Any]:
         per_task[t.task_id.removeprefix("miniwob/")] = {
             "passed": t.result.passed,
             "reward": t.result.reward,
+            "raw_reward": raw,
             "stop_reason": t.result.stop_reason,
             "model_calls": len(model_calls),
             "actions": sum(s.kind == "tool" for s in t.steps),
@@ -326,6 +334,7 @@ def local_agent(names: tuple[str, ...], workers: int) -> dict[str, Any]:
         "n_tasks": summary["n_tasks"],
         "n_passed": summary["n_passed"],
         "pass_rate": round(summary["pass_rate"], 3),
+        "n_positive_reward": positive,  # BrowserGym's success (raw > 0, partial credit)
         "tokens_in": summary["tokens_in"],
         "tokens_out": summary["tokens_out"],
         "wall_s": round(time.monotonic() - started, 1),
@@ -373,12 +382,17 @@ def main() -> None:
     print("ratios:", result["ratios"])
     if not args.skip_agent:
         result["random_clicker"] = random_floor(suite, AGENT_TASKS)
-        print(f"random clicker: {result['random_clicker']['n_passed']}/{len(AGENT_TASKS)}")
+        floor = result["random_clicker"]
+        print(
+            f"random clicker: {floor['n_passed']}/{len(AGENT_TASKS)} passed "
+            f"({floor['n_positive_reward']} with a positive reward)"
+        )
         result["local_web_agent"] = local_agent(AGENT_TASKS, args.workers)
         agent = result["local_web_agent"]
         print(
             f"local + web_agent: {agent['n_passed']}/{agent['n_tasks']} passed "
-            f"({agent['pass_rate']:.0%}), {agent['wall_s']:.0f} s, "
+            f"({agent['pass_rate']:.0%}; {agent['n_positive_reward']} with a positive reward), "
+            f"{agent['wall_s']:.0f} s, "
             f"{agent['replies_without_an_action']}/{agent['model_calls']} replies without an action"
         )
     result["machine_after"] = machine_info()

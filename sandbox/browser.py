@@ -9,7 +9,9 @@ parts — the task protocol (``setup(page)`` / ``validate(page, chat)`` / ``tear
 ``browsergym.miniwob``'s tasks), the observation extractors and ``flatten_axtree_to_str``,
 ``HighLevelActionSet`` with its action parser and ``execute_python_code`` — and owns only
 the loop around them: a long-lived browser per ``BrowserWorker`` thread, a new
-``BrowserContext`` per ``BrowserEpisode``.
+``BrowserContext`` per ``BrowserEpisode``. Parts: ``_browser_actions.py`` (the action set
+and its policy), ``_browser_worker.py`` (a browser and its thread), ``_chromium.py`` (the
+launch and the jail), ``_site.py`` (the only pages there are).
 
 An episode is the *sandbox* of a web task: it implements the ``Sandbox`` protocol so the
 runner, the tools and the scorer handle it like any workspace —
@@ -195,7 +197,8 @@ class BrowserPool:
         """A new episode of ``task`` on a worker of this pool (set up, first observation
         taken). ``files`` is the workspace seed the episode was made from (kept in its
         snapshot). A browser that fails at setup is restarted and setup tried once more;
-        if that fails too the episode starts ended (``browser_crashed``), it does not raise."""
+        if that fails too the episode starts ended (``browser_crashed``, or ``setup_failed``
+        when the browser is fine but the page is not); it does not raise."""
         with self._lock:
             if self._closed:
                 raise SandboxError("the browser pool is closed")
@@ -325,7 +328,7 @@ class BrowserEpisode:
                 lambda: self._in_act(action), timeout=self.options.action_timeout_s
             )
         except Exception as exc:
-            self._crashed(exc)
+            self._fail(exc)
             return self._ended(action)
         return self._obs
 
@@ -402,6 +405,8 @@ class BrowserEpisode:
     # --- internals (the _in_* methods run in the worker's thread) -------------------------
 
     def _open(self) -> None:
+        """Set the episode up; a browser that fails at it is restarted and setup tried once
+        more. A setup that fails on a live browser (the task's page) is not retried."""
         started = time.monotonic()
         for attempt in (1, 2):
             try:
@@ -409,16 +414,21 @@ class BrowserEpisode:
                 break
             except Exception as exc:
                 self._safely(self._in_close_context)
-                if attempt == 2:
-                    self._crashed(exc)
-                    self._obs = Observation(
-                        goal="", url="", axtree="", done=True, end_reason="browser_crashed"
-                    )
-                else:
+                if attempt == 1 and not self._browser_alive():
                     log.warning("browser episode setup failed (%s); restarting the browser", exc)
                     self.worker.kill()
+                    continue
+                self._fail(exc, setup=True)
+                self._obs = replace(self._obs, done=True, last_action_error=str(exc)[:500])
+                break
         self.setup_s = time.monotonic() - started
         self._started = time.monotonic()
+
+    def _browser_alive(self) -> bool:
+        try:
+            return self.worker.call(self.worker.connected, timeout=10)
+        except Exception:
+            return False
 
     def _in_setup(self) -> Observation:
         browser = self.worker.browser()
@@ -632,20 +642,26 @@ class BrowserEpisode:
 
     def _safely(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` (in the worker's thread when it is an ``_in_`` method); a broken
-        browser ends the episode as crashed instead of raising."""
+        browser ends the episode instead of raising."""
         try:
             if getattr(fn, "__name__", "").startswith("_in_"):
                 self.worker.call(fn, timeout=self.options.action_timeout_s)
             else:
                 fn()
         except Exception as exc:
-            self._crashed(exc)
+            self._fail(exc)
 
-    def _crashed(self, exc: BaseException) -> None:
-        log.warning("browser episode %s: browser failed: %s", self.id, exc)
-        self.worker.kill()  # whatever state it is in, the next episode starts a new one
+    def _fail(self, exc: BaseException, *, setup: bool = False) -> None:
+        """End the episode on an environment failure: ``browser_crashed`` (the browser died
+        or hung: it is killed, the next episode gets a new one), else ``setup_failed`` or
+        ``environment_error`` (the browser is fine, the page or an extraction failed)."""
+        crashed = isinstance(exc, BrowserCrashed) or not self._browser_alive()
+        reason = "browser_crashed" if crashed else "setup_failed" if setup else "environment_error"
+        log.warning("browser episode %s: %s: %s", self.id, reason, exc)
+        if crashed:
+            self.worker.kill()
         if self._result is None:
-            self._finish("browser_crashed", reward=0.0, error=f"{type(exc).__name__}: {exc}")
+            self._finish(reason, reward=0.0, error=f"{type(exc).__name__}: {exc}")
 
     def _finish(self, stop_reason: str, *, reward: float | None = None, error: str = "") -> None:
         """Latch the result: later readings of the page change nothing."""

@@ -3,7 +3,7 @@ a real browser.
 
 ``load_suite("miniwob")`` lists BrowserGym's MiniWoB tasks (``browsergym.miniwob``) whose page
 the installed ``miniwob`` package ships, as ``miniwob/<name>`` (``miniwob/click-test``...).
-Options follow a colon, comma-separated: ``miniwob:timed,seed=3,screenshots``.
+Options follow a colon, comma-separated: ``miniwob:timed,seed=3,screenshots,pass=positive``.
 
 - **Seeds**: each task has a fixed seed (from its name and ``seed=``, default 0), so every
   attempt at a task — every trial, every run — faces the same generated problem.
@@ -18,8 +18,9 @@ Options follow a colon, comma-separated: ``miniwob:timed,seed=3,screenshots``.
 - **Reward**: MiniWoB's own, read from the page by the task's ``validate`` the way
   MiniWoB's harness does (``WOB_RAW_REWARD_GLOBAL``, ``WOB_REWARD_GLOBAL``) and latched by
   the browser environment when the task ends. Raw and decayed rewards are in [-1, 1];
-  ``Score.reward`` is max(0, the scored one), ``passed`` = raw reward > 0. ``feedback``
-  shows both and MiniWoB's reason.
+  ``Score.reward`` is max(0, the scored one); ``passed`` = the full raw reward (1), or raw
+  reward > 0 with ``pass=positive`` (BrowserGym's success, which counts partial credit).
+  ``feedback`` shows both rewards and MiniWoB's reason.
 
 How a web episode fits the runner (``Sandbox`` in, snapshot out, ``Scorer`` on the snapshot):
 the suite's ``environment_factory`` opens a ``BrowserEpisode`` (``exapt.sandbox.browser``)
@@ -59,6 +60,8 @@ SUITE = "miniwob"
 LANGUAGE = "web"
 DEFAULT_TIME_LIMIT_MS = 10_000  # core.js: core.EPISODE_MAX_TIME when a page sets none
 UNTIMED_MS = 1_000_000  # BrowserGym's episode_max_time default
+#: Episode ends that are the environment's fault, not the agent's: reported as ``error``.
+ENVIRONMENT_FAILURES = ("browser_crashed", "setup_failed", "environment_error")
 _PAGE_LIMIT = re.compile(r"core\.EPISODE_MAX_TIME\s*=\s*(\d+)")
 
 INSTRUCTION = """\
@@ -70,15 +73,20 @@ The exact goal is shown with the page when the episode starts.
 @dataclass(frozen=True)
 class MiniWoBOptions:
     """``timed``: the task's own time limit and time-decayed score; ``seed``: base seed;
-    ``screenshots``: a PNG per observation under ``<exapt home>/attachments/``."""
+    ``screenshots``: a PNG per observation under ``<exapt home>/attachments/``; ``success``:
+    ``full`` (a pass is MiniWoB's full raw reward, 1) or ``positive`` (raw reward > 0,
+    BrowserGym's success: it counts partial credit, e.g. 0.2 on click-checkboxes for
+    submitting without ticking anything)."""
 
     timed: bool = False
     seed: int = 0
     screenshots: bool = False
+    success: str = "full"
 
     @classmethod
     def parse(cls, text: str) -> MiniWoBOptions:
-        """``"timed,seed=3,screenshots"`` -> options; ``ConfigError`` names a bad one."""
+        """``"timed,seed=3,screenshots,pass=positive"`` -> options; ``ConfigError`` names a
+        bad one."""
         values: dict[str, Any] = {}
         for raw in filter(None, (part.strip() for part in text.split(","))):
             key, sep, value = raw.partition("=")
@@ -86,10 +94,13 @@ class MiniWoBOptions:
                 values[key] = True
             elif key == "seed" and sep and value.strip().lstrip("-").isdigit():
                 values["seed"] = int(value)
+            elif key == "pass" and value in ("full", "positive"):
+                values["success"] = value
             else:
                 raise ConfigError(
                     f"bad miniwob option {raw!r}",
-                    hint="options: timed, screenshots, seed=N (e.g. --suite miniwob:timed,seed=1)",
+                    hint="options: timed, screenshots, seed=N, pass=full|positive "
+                    "(e.g. --suite miniwob:timed,seed=1)",
                 )
         return cls(**values)
 
@@ -179,7 +190,7 @@ class MiniWoBSuite:
         )
 
     def scorer(self) -> MiniWoBScorer:
-        return MiniWoBScorer(timed=self.options.timed)
+        return MiniWoBScorer(timed=self.options.timed, success=self.options.success)
 
     def limits(self) -> Limits:
         return Limits()
@@ -232,8 +243,10 @@ def build_task(files: dict[str, str | bytes], base_url: str) -> Any:
 class MiniWoBScorer:
     """Scores the browser environment's signed episode result (module docstring)."""
 
-    def __init__(self, timed: bool = False) -> None:
-        self.timed = timed
+    def __init__(self, timed: bool = False, success: str = "full") -> None:
+        if success not in ("full", "positive"):
+            raise ConfigError(f"success must be 'full' or 'positive', got {success!r}")
+        self.timed, self.success = timed, success
 
     def score(self, task: Task, workspace: dict[str, bytes], sandbox: SandboxFactory) -> Score:
         from exapt.sandbox.browser import RESULT_FILE, verify_result
@@ -256,8 +269,9 @@ class MiniWoBScorer:
         stop = str(result.get("stop_reason") or "")
         done = bool(result.get("done")) and bool(info.get("DONE_GLOBAL"))
         scored = decayed if self.timed else raw
-        passed = done and raw > 0 and not stop
-        error = result.get("error") if stop == "browser_crashed" else None
+        finished = done and not stop
+        passed = finished and (raw >= 1.0 if self.success == "full" else raw > 0)
+        error = result.get("error") if stop in ENVIRONMENT_FAILURES else None
         limit = task.metadata.get("time_limit_s")
         lines = [
             f"MiniWoB reward: raw {raw:+.2f}, time-decayed {decayed:+.2f}"
@@ -270,7 +284,7 @@ class MiniWoBScorer:
         if result.get("blocked"):
             lines.append(f"blocked: {len(result['blocked'])} request(s) or action(s)")
         return Score(
-            reward=max(0.0, min(1.0, scored)) if passed else 0.0,
+            reward=max(0.0, min(1.0, scored)) if finished else 0.0,
             passed=passed,
             feedback="\n".join(lines),
             error=str(error) if error else None,

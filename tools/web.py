@@ -29,7 +29,15 @@ from typing import Any
 from exapt.tools.base import Submitted, ToolContext, ToolError, cut
 from exapt.tools.web_names import WEB_ACTIONS
 
-__all__ = ["EpisodeEnded", "WebTool", "parse_text_action", "render_observation"]
+__all__ = [
+    "EpisodeEnded",
+    "WebTool",
+    "current_observation",
+    "episode_over",
+    "latest_observation",
+    "parse_text_action",
+    "render_observation",
+]
 
 
 class EpisodeEnded(Submitted):
@@ -131,9 +139,14 @@ def render_observation(observation: Any, max_chars: int = 10_000) -> str:
     return "\n".join(lines)
 
 
+def latest_observation(ctx: ToolContext) -> Any:
+    """The episode's latest ``Observation`` (goal, url, axtree, last action's error...)."""
+    return _episode(ctx).observe()
+
+
 def current_observation(ctx: ToolContext) -> str:
     """The episode's latest observation as text (for an agent's first prompt)."""
-    return render_observation(_episode(ctx).observe(), ctx.max_output_chars)
+    return render_observation(latest_observation(ctx), ctx.max_output_chars)
 
 
 def episode_over(ctx: ToolContext) -> str | None:

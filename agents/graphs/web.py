@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import operator
 import time
-from typing import Annotated, Any, NotRequired
+from typing import Annotated, Any
 
 from langgraph.graph import START, StateGraph
 from langgraph.runtime import Runtime
@@ -33,7 +33,13 @@ from exapt.agents.models.base import ContextWindowExceeded, Message, ToolCall
 from exapt.agents.spec import AgentSpec
 from exapt.errors import ConfigError
 from exapt.tools.base import ToolError
-from exapt.tools.web import EpisodeEnded, current_observation, episode_over, parse_text_action
+from exapt.tools.web import (
+    EpisodeEnded,
+    current_observation,
+    episode_over,
+    latest_observation,
+    parse_text_action,
+)
 
 MODES = ("auto", "tools", "text", "completion")
 
@@ -42,7 +48,6 @@ class WebState(LoopState):
     """``LoopState`` plus what the completion mode rebuilds its prompt from."""
 
     previous: Annotated[list[str], operator.add]  # "click('12')" or "click('12') -> error: ..."
-    observation: NotRequired[str]  # the latest observation text
 
 
 def mode_of(ctx: AgentContext) -> str:
@@ -59,18 +64,19 @@ def mode_of(ctx: AgentContext) -> str:
 def start(state: WebState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     tools = ctx.tool_context()
-    text = current_observation(tools)
-    update: dict[str, Any] = {"observation": text}
     ended = episode_over(tools)
     if ended is not None:  # the episode could not start (e.g. the browser failed twice)
         ctx.recorder.note(f"the episode ended before the first action ({ended})")
-        return {**update, "stop_reason": _stop(ended)}
-    if mode_of(ctx) != "completion":
-        update["messages"] = [
+        return {"stop_reason": _stop(ended)}
+    if mode_of(ctx) == "completion":  # its prompt is rebuilt at every step
+        return {}
+    text = current_observation(tools)
+    return {
+        "messages": [
             {"role": "system", "content": ctx.message("system", mode=mode_of(ctx))},
             {"role": "user", "content": ctx.message("instance", observation=text)},
         ]
-    return update
+    }
 
 
 def model(state: WebState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -106,9 +112,7 @@ def model(state: WebState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
 def _complete(ctx: AgentContext, state: WebState) -> dict[str, Any]:
     """Completion mode: one few-shot prompt per step; the reply is one line."""
-    from exapt.tools.web import _episode
-
-    observation = _episode(ctx.tool_context()).observe()
+    observation = latest_observation(ctx.tool_context())
     keep = int(ctx.option("previous_actions", 5))
     prompt = ctx.render("step", observation=observation, previous=state["previous"][-keep:])
     # One action fits in a line: a short cap keeps a rambling base model from generating

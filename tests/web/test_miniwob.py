@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -159,3 +160,84 @@ def test_unfinished_episode_scores_zero(name, tasks, factory, suite) -> None:
     assert not result.score.passed and result.score.reward == 0
     assert result.trajectory.result.stop_reason == "max_steps"
     assert "not finished" in result.score.feedback
+
+
+def test_timed_episodes_run_on_the_task_own_clock(isolation: str) -> None:
+    """``miniwob:timed``: the page's own limit; waiting it out is MiniWoB's -1 (timed out)."""
+    import time
+
+    from exapt.tasks.miniwob import MiniWoBOptions, MiniWoBSuite
+
+    suite = MiniWoBSuite(MiniWoBOptions.parse("timed,seed=1"))
+    task = next(t for t in suite.tasks() if t.id == "miniwob/click-test")
+    limit = task.metadata["time_limit_s"]
+    assert limit <= 20
+    assert f'"episode_max_time_ms": {int(limit * 1000)}' in task.files["episode.json"]
+    factory = suite.environment_factory("local" if isolation == "none" else "bwrap")
+    with factory(task.files) as episode:
+        time.sleep(limit + 0.5)
+        snapshot = episode.snapshot()
+    score = suite.scorer().score(task, snapshot, factory)
+    assert not score.passed and score.reward == 0
+    assert "raw -1.00" in score.feedback and "timed out" in score.feedback
+
+
+def test_suite_options_are_checked() -> None:
+    from exapt.errors import ConfigError
+    from exapt.tasks import load_suite
+
+    assert load_suite("miniwob:seed=3").options.seed == 3  # type: ignore[attr-defined]
+    assert load_suite("miniwob:pass=positive").options.success == "positive"  # type: ignore[attr-defined]
+    for bad in ("miniwob:seed=x", "miniwob:fast", "miniwob:timed=1", "miniwob:pass=most"):
+        with pytest.raises(ConfigError, match="bad miniwob option"):
+            load_suite(bad)
+
+
+def test_tasks_flag_takes_short_names() -> None:
+    from exapt.commands.run import task_ids
+
+    assert task_ids("miniwob:timed", "click-test, miniwob/enter-text") == [
+        "miniwob/click-test",
+        "miniwob/enter-text",
+    ]
+    assert task_ids("humaneval", "0,1") == ["humaneval/0", "humaneval/1"]
+    assert task_ids("jsonl:x.jsonl", "demo/t0") == ["demo/t0"]  # a user's ids as written
+    assert task_ids("miniwob", None) == []
+
+
+def test_screenshots_are_attachments_when_enabled(tmp_path, isolation: str) -> None:
+    from exapt.sandbox.browser import BrowserOptions, BrowserPool, StaticSite
+    from exapt.tasks.miniwob import build_task, html_dir
+
+    site = StaticSite(html_dir())
+    pool = BrowserPool(BrowserOptions(isolation=isolation, screenshots_dir=str(tmp_path)))
+    try:
+        from exapt.tasks.miniwob import MiniWoBSuite
+
+        task = next(t for t in MiniWoBSuite().tasks() if t.id == "miniwob/click-test")
+        with pool.open(build_task(dict(task.files), site.url("miniwob/")), site) as episode:
+            shot = episode.observe().screenshot
+            assert shot and Path(shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            after = episode.act(f"click('{bid(episode.observe().axtree, 'button', 'Click Me!')}')")
+            assert (
+                after.screenshot and after.screenshot != shot and Path(after.screenshot).is_file()
+            )
+    finally:
+        pool.close()
+    from exapt.tools.web import render_observation
+
+    assert f"[screenshot: {after.screenshot}]" in render_observation(after)
+
+
+def test_partial_credit_is_a_pass_only_with_pass_positive(tasks, factory, suite) -> None:
+    """click-checkboxes gives partial credit: submitting with nothing ticked scores > 0."""
+    from exapt.tasks.miniwob import MiniWoBScorer
+
+    task = tasks["click-checkboxes"]
+    _, page = first_page(factory, task)
+    result = attempt(task, [call("click", bid=bid(page, "button", "Submit"))], factory, suite)
+    raw = verify_result(result.workspace[RESULT_FILE])["info"]["RAW_REWARD_GLOBAL"]
+    assert 0 < raw < 1, raw  # MiniWoB's partial credit for a wrong answer
+    assert not result.score.passed and result.score.reward == pytest.approx(raw)
+    positive = MiniWoBScorer(success="positive").score(task, result.workspace, factory)
+    assert positive.passed  # BrowserGym's success counts it

@@ -96,3 +96,25 @@ def test_bad_suite_options_are_clear_errors(cli, home) -> None:
     result = cli("run", "--suite", "miniwob", "--tasks", "no-such-task", "--no-memory")
     assert isinstance(result.exception, ConfigError)
     assert "miniwob/no-such-task" in str(result.exception)
+
+
+def test_budget_stop_and_resume(cli, home, tmp_path, tasks, factory) -> None:
+    replies = {}
+    for name in ("click-test", "click-button"):
+        goal, page = page_of(factory, tasks[name])
+        target = bid(page, "button", goal.split('"')[1] if '"' in goal else "Click Me!")
+        replies[goal] = {"text": "", "tool_calls": [{"id": "c", "name": "click",
+                                                     "arguments": {"bid": target}}]}  # fmt: skip
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(replies))
+    args = ["--suite", "miniwob", "--tasks", "click-test,click-button", "--model",
+            f"scripted:{script}", "--no-memory"]  # fmt: skip
+    first = cli("run", *args, "--max-tokens", "1", "--json")
+    summary = json.loads(first.stdout)
+    assert summary["status"] == "stopped" and summary["n_attempted"] == 1, summary
+    resumed = cli("run", "--resume", summary["run_id"], "--max-tokens", "1000000", "--json")
+    final = json.loads(resumed.stdout)
+    with TrajectoryStore(home / "trajectories.sqlite") as store:
+        outcomes = {t.task_id: t.result for t in store.trajectories(summary["run_id"])}
+    assert final["status"] == "done" and final["n_attempted"] == 2, final
+    assert final["n_passed"] == 2, outcomes
