@@ -36,6 +36,7 @@ import statistics
 import sys
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -264,7 +265,7 @@ def random_floor(suite: MiniWoBSuite, names: tuple[str, ...]) -> dict[str, Any]:
 
     def one(name: str) -> tuple[str, bool, float]:
         attempt = run_task(
-            tasks[name], spec=spec, model=RandomClicker(hash(name) % 1000),  # type: ignore[arg-type]
+            tasks[name], spec=spec, model=RandomClicker(zlib.crc32(name.encode())),  # type: ignore[arg-type]
             sandbox=factory, scorer=suite.scorer(), run_id="bench-random",
         )  # fmt: skip
         found = re.search(r"raw ([+-]\d+\.\d+)", attempt.score.feedback)
