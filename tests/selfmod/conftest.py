@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-FAKE_KEY = "sk-exapt-FAKE-KEY-must-never-enter-a-sandbox-31337"
+from selfmod_helpers import FAKE_KEY
 
 
 @pytest.fixture(autouse=True)

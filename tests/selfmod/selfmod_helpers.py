@@ -17,6 +17,9 @@ from exapt.records import Score, Task
 from exapt.sandbox.base import Limits
 from exapt.tasks import sandbox_factory
 
+#: The host holds this key (set in every test's environment); no sandbox may see it.
+FAKE_KEY = "sk-exapt-FAKE-KEY-must-never-enter-a-sandbox-31337"
+
 TASK = Task(
     id="toy/answer",
     suite="toy",

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAKE_KEY
-from selfmod_helpers import TASK, AnswerScorer, attempt, hostile_variant, notes
+from selfmod_helpers import FAKE_KEY, TASK, AnswerScorer, attempt, hostile_variant, notes
 
 import exapt.tasks.humaneval
 from exapt.agents.models import ScriptedModel
@@ -262,7 +261,8 @@ def test_a_fork_bomb_is_the_attempt_s_end(tmp_path: Path, bwrap: str) -> None:
     a = attempt(spec, ScriptedModel([]), limits=SMALL)
     assert time.monotonic() - started < 60
     assert a.trajectory.result.stop_reason in ("variant_crash", "variant_timeout")
-    assert a.score.reward == 0 and notes(a) == [None]
+    said = [s.output for s in a.trajectory.steps if s.kind == "note"]
+    assert a.score.reward == 0 and said[0] == "forking"  # it ran, and the bomb went off
 
 
 def test_a_shell_fork_bomb_through_the_tools(tmp_path: Path, bwrap: str) -> None:
