@@ -237,6 +237,7 @@ def code_folder(spec: AgentSpec) -> Path:
     global _folders_root
     with _folders_lock:
         if _folders_root is None:
+            _remove_stale()
             _folders_root = Path(tempfile.mkdtemp(prefix=f"exapt-code-{os.getpid()}-"))
             atexit.register(shutil.rmtree, _folders_root, True)
         target = _folders_root / spec.variant_id()
@@ -253,3 +254,13 @@ def code_folder(spec: AgentSpec) -> Path:
                 os.chmod(Path(dirpath) / name, 0o644)
         os.rename(tmp, target)
         return target
+
+
+def _remove_stale() -> None:
+    """Folders of code and proxy sockets left by exapt processes that died (not ours)."""
+    base = Path(tempfile.gettempdir())
+    for prefix in ("exapt-code-", "exapt-proxy-"):
+        for path in base.glob(f"{prefix}*"):
+            pid = path.name.removeprefix(prefix).split("-")[0]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                shutil.rmtree(path, ignore_errors=True)

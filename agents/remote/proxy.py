@@ -132,7 +132,8 @@ class ModelProxy:
         self._events = 0
         self._pending: dict[str, ToolCall] = {}  # tool calls served, not yet reported
         self._lock = threading.Lock()
-        self._folder = Path(tempfile.mkdtemp(prefix="exapt-proxy-"))  # 0700: ours alone
+        # 0700: ours alone; the pid in the name lets a later process remove it if we die
+        self._folder = Path(tempfile.mkdtemp(prefix=f"exapt-proxy-{os.getpid()}-"))
         self.socket_path = str(self._folder / "model.sock")
         self._server = _Server(self.socket_path, self)
         os.chmod(self.socket_path, 0o666)  # reachable only where it is bound (the folder is 0700)

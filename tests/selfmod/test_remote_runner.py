@@ -138,3 +138,28 @@ def test_exapt_run_runs_an_agent_with_its_own_code(tmp_path: Path, bwrap: str, h
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout)
     assert (summary["n_tasks"], summary["n_passed"], summary["agent"]) == (3, 3, "offby1")
+
+
+def test_folders_of_dead_processes_are_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import tempfile
+
+    from exapt.agents.remote import host
+
+    base = Path(tempfile.gettempdir())
+    dead = [base / "exapt-code-999999999-old", base / "exapt-proxy-999999999-old"]
+    alive = base / f"exapt-proxy-{os.getppid()}-kept"
+    for folder in [*dead, alive]:
+        folder.mkdir(exist_ok=True)
+    monkeypatch.setattr(host, "_folders_root", None)
+    try:
+        folder = host.code_folder(code_variant(tmp_path / "v", WRAP))
+        assert (folder / "agent.py").read_text() == WRAP.lstrip("\n") or (
+            folder / "agent.py"
+        ).exists()
+        assert not any(d.exists() for d in dead) and alive.exists()
+        assert oct(folder.stat().st_mode & 0o777) == "0o755"
+    finally:
+        alive.rmdir()
