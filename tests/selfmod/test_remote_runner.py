@@ -155,10 +155,9 @@ def test_folders_of_dead_processes_are_removed(
         folder.mkdir(exist_ok=True)
     monkeypatch.setattr(host, "_folders_root", None)
     try:
-        folder = host.code_folder(code_variant(tmp_path / "v", WRAP))
-        assert (folder / "agent.py").read_text() == WRAP.lstrip("\n") or (
-            folder / "agent.py"
-        ).exists()
+        spec = code_variant(tmp_path / "v", WRAP)
+        folder = host.code_folder(spec)
+        assert (folder / "agent.py").read_text() == spec.code["agent.py"]
         assert not any(d.exists() for d in dead) and alive.exists()
         assert oct(folder.stat().st_mode & 0o777) == "0o755"
     finally:
