@@ -128,6 +128,8 @@ class ModelProxy:
         self.model_error: tuple[str, bool] | None = None
         self.claimed_stop: str | None = None
         self.built = False
+        self.late = 0  # calls that came back after close: not in the trajectory
+        self._closed = False
         self._in_flight = 0
         self._events = 0
         self._pending: dict[str, ToolCall] = {}  # tool calls served, not yet reported
@@ -142,7 +144,15 @@ class ModelProxy:
         )
         self._thread.start()
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 10.0) -> None:
+        """Stop serving. A call still running (its variant was killed) gets ``wait_s`` to
+        come back and be recorded; one later than that is counted in ``late``, never
+        written into a trajectory that is already being scored."""
+        deadline = time.monotonic() + wait_s
+        while self._in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._lock:
+            self._closed = True
         if self._thread.is_alive():
             self._server.shutdown()
             self._thread.join(timeout=5)
@@ -211,6 +221,9 @@ class ModelProxy:
             with self._lock:
                 self._in_flight -= 1
         with self._lock:
+            if self._closed:
+                self.late += 1
+                return reply
             self.calls += 1
             self.tokens += reply.tokens_in + reply.tokens_out
             self.cost_usd += reply.cost_usd
@@ -219,6 +232,8 @@ class ModelProxy:
 
     def _failed(self, message: str, infrastructure: bool) -> None:
         with self._lock:
+            if self._closed:
+                return
             if self.model_error is None:
                 self.model_error = (message[:2000], infrastructure)
             self.recorder.note(f"model call failed: {message[:MAX_NOTE]}")
@@ -227,6 +242,8 @@ class ModelProxy:
         """A report of the variant's (see the module docstring)."""
         kind = body.get("kind")
         with self._lock:
+            if self._closed:
+                raise Refused(410, "closed", "the attempt is over")
             self._events += 1
             if self._events > MAX_EVENTS:
                 if self._events == MAX_EVENTS + 1:

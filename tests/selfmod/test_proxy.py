@@ -261,3 +261,32 @@ def test_connections_are_capped() -> None:
         again.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert again.recv(100).startswith(b"HTTP/1.1 200")
         again.close()
+
+
+class Slow:
+    name, supports_tools, is_base = "slow", True, False
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def chat(self, messages: Any, *, tools: Any = None, **params: Any) -> ModelReply:
+        time.sleep(self.seconds)
+        return ModelReply(text="late", tokens_in=1, tokens_out=1)
+
+
+@pytest.mark.parametrize(("seconds", "recorded"), [(0.5, 1), (2.0, 0)])
+def test_a_call_running_at_close_is_recorded_or_counted_late(seconds: float, recorded: int) -> None:
+    import threading
+
+    proxy, trajectory = open_proxy(Slow(seconds))
+    http = httpx.Client(transport=httpx.HTTPTransport(uds=proxy.socket_path),
+                        base_url="http://proxy", timeout=10)  # fmt: skip
+    caller = threading.Thread(target=lambda: http.post("/v1/chat/completions", json=CHAT))
+    caller.start()
+    time.sleep(0.2)  # the call is in flight: the variant is killed now, the host closes
+    proxy.close(wait_s=1.0)
+    caller.join(timeout=10)
+    time.sleep(max(0.0, seconds - 1.0) + 0.3)
+    assert [s.kind for s in trajectory.steps].count("model") == recorded
+    assert proxy.late == 1 - recorded and proxy.calls == recorded
+    http.close()
