@@ -57,10 +57,12 @@ class ChatPrompt:
         self.special_tokens = dict(special_tokens or {})
 
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
-        from transformers.utils.chat_template_utils import render_jinja_template
+        from transformers.utils import chat_template_utils
 
+        # Annotated as returning str, it returns (rendered chats, generation indices).
+        render: Any = chat_template_utils.render_jinja_template
         try:
-            rendered, _ = render_jinja_template(
+            rendered, _ = render(
                 conversations=[clean_messages(messages)],
                 tools=tools or None,
                 chat_template=self.template,

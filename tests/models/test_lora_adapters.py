@@ -12,6 +12,7 @@ import pytest
 
 from exapt.agents.models import resolve_model
 from exapt.agents.models.engine import LocalEngine, registry_dir
+from exapt.agents.models.llama_cpp import convert_adapter
 from exapt.agents.models.local import LocalModel
 from exapt.errors import ConfigError
 
@@ -67,10 +68,13 @@ def adapters(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) ->
     root = tmp_path_factory.mktemp("adapters")
     counter = "class Counter:\n    def __init__(self) -> None:\n        self.count = 0\n" * 3
     greet = 'def greet(name: str) -> str:\n    return f"Hello, {name}!"\n' * 3
-    return {
+    trained = {
         "counter": train_lora(tiny_checkpoint, root / "counter", counter, seed=1),
         "greet": train_lora(tiny_checkpoint, root / "greet", greet, seed=2),
     }
+    for folder in trained.values():  # converted once here, so the tests time only the serving
+        convert_adapter(folder, tiny_checkpoint)
+    return trained
 
 
 def test_an_adapter_changes_the_output_exactly_as_peft_does(
