@@ -126,10 +126,13 @@ def gemma_config_dir() -> Path:
     with _lock(target):
         if not (target / "config.json").exists():
             from transformers import AutoConfig
+            from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
             config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
             if hasattr(config, "quantization_config"):
                 del config.quantization_config
+            # The converter picks its model class by this (a checkpoint's config has it).
+            config.architectures = [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config.model_type]]
             tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
             try:
                 config.save_pretrained(tmp)

@@ -235,7 +235,7 @@ def _locked(target: Path) -> Iterator[None]:
         yield
 
 
-def _run_converter(kind: str, args: list[str], target: Path, what: str) -> None:
+def _run_converter(kind: str, args: list[str], target: Path, what: str, hint: str) -> None:
     """Run a converter writing ``target`` (via a temp file renamed into place)."""
     root = find_llama_cpp().converters()
     tmp = Path(tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")[1])
@@ -262,7 +262,7 @@ def _run_converter(kind: str, args: list[str], target: Path, what: str) -> None:
             raise ConversionError(
                 f"llama.cpp could not convert {what} to GGUF (exit {done.returncode}); "
                 f"log {log_path}:\n{log_tail(log_path, 12)}",
-                hint="serve it with the transformers engine: EXAPT_LOCAL_ENGINE=transformers",
+                hint=hint,
             )
         os.replace(tmp, target)
     finally:
@@ -296,7 +296,13 @@ def convert_checkpoint(checkpoint: Path) -> Path:
     with _locked(target):
         if not target.exists():
             outtype = _checkpoint_outtype(checkpoint)
-            _run_converter("hf", [str(checkpoint), "--outtype", outtype], target, str(checkpoint))
+            _run_converter(
+                "hf",
+                [str(checkpoint), "--outtype", outtype],
+                target,
+                str(checkpoint),
+                "serve it with the transformers engine: EXAPT_LOCAL_ENGINE=transformers",
+            )
     return target
 
 
@@ -319,5 +325,12 @@ def convert_adapter(adapter: Path, base_config: Path) -> Path:
     with _locked(target):
         if not target.exists():
             args = [str(adapter), "--base", str(base_config), "--outtype", "f32"]
-            _run_converter("lora", args, target, f"the LoRA adapter {adapter}")
+            _run_converter(
+                "lora",
+                args,
+                target,
+                f"the LoRA adapter {adapter}",
+                f"is it a peft LoRA adapter of the base in {base_config}? (only linear-layer "
+                "LoRA adapters convert)",
+            )
     return target
