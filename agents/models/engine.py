@@ -110,7 +110,7 @@ class LocalEngine:
     """llama.cpp serving one base model and its LoRA adapters (see the module docstring).
 
     ``base``: None for the embedded Gemma (``local``), a transformers checkpoint folder or a
-    ``.gguf`` file. ``threads`` (default: every core, or ``EXAPT_LOCAL_THREADS``), ``slots``
+    ``.gguf`` file. ``threads`` (default: the idle cores, or ``EXAPT_LOCAL_THREADS``), ``slots``
     (concurrent requests, default 8) and ``slot_context`` (tokens per request, default 8192)
     go to ``LlamaServer``.
     """

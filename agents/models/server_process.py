@@ -6,8 +6,9 @@ transformers fallback; each supplies its command line and how to recognise itsel
 - ``start()`` launches the child on a free port, logs to ``<exapt home>/logs/``, and returns
   once the server answers as itself (another program on a reused port is not it). A child that
   exits or stays silent for ``startup_timeout`` raises ``LocalServerError`` with its log tail.
-  ``start()`` on a running server is cheap (an HTTP check at most every few seconds) and
-  restarts a server that died: every request calls it first.
+  ``start()`` on a running server is cheap (no HTTP: the child process is alive) and restarts a
+  server that died: every request calls it first. A live server is never restarted because a
+  health check was slow: on a loaded machine that would cut off the requests it is serving.
 - ``stop()`` (also at interpreter exit, and by the context manager) terminates the child.
 - The child dies with its parent, even a parent killed with SIGKILL: it is started with
   ``PR_SET_PDEATHSIG`` (util-linux ``setpriv --pdeathsig``, else ``prctl`` in the child). That
@@ -138,8 +139,6 @@ class LocalServer:
 
     _shared: ClassVar[dict[tuple[type, Any], LocalServer]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
-    #: Seconds between HTTP health checks of a running server (``start()`` runs per request).
-    check_every_s: ClassVar[float] = 5.0
 
     def __init__(
         self,
@@ -157,8 +156,8 @@ class LocalServer:
         self.env = env
         self._fixed_port = port is not None
         self._process: subprocess.Popen[bytes] | None = None
+        self._ready = False  # the process answered as itself since it was launched
         self._lock = threading.Lock()
-        self._checked = 0.0  # time of the last successful health check
 
     # -- what a subclass supplies --------------------------------------------------------------
 
@@ -211,14 +210,16 @@ class LocalServer:
 
     def start(self) -> LocalServer:
         """Start the server unless it is running; restart it if it died. Thread-safe."""
+        process = self._process
+        if self._ready and process is not None and process.poll() is None:
+            return self  # the common case, once per request: no lock, no HTTP
         with self._lock:
-            alive = self._process is not None and self._process.poll() is None
-            # Checked over HTTP at most every few seconds: this runs before every request.
-            if alive and (time.monotonic() - self._checked < self.check_every_s or self._healthy()):
+            process = self._process
+            if self._ready and process is not None and process.poll() is None:
                 return self
             self._stop_locked()
             self._launch()
-            self._checked = time.monotonic()
+            self._ready = True
         return self
 
     def stop(self) -> None:
@@ -296,14 +297,12 @@ class LocalServer:
 
     def _healthy(self) -> bool:
         try:
-            healthy = self._identify()
+            return self._identify()
         except (OSError, ValueError):
             return False
-        if healthy:
-            self._checked = time.monotonic()
-        return healthy
 
     def _stop_locked(self) -> None:
+        self._ready = False
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
