@@ -29,9 +29,9 @@ from pathlib import Path
 import psutil
 
 from exapt.errors import UnavailableError
+from exapt.sandbox._privs import SETPRIV, setpriv_argv
 
 CHROMIUM = "/usr/bin/chromium"
-SETPRIV = "/usr/bin/setpriv"
 #: Flags from ENVIRONMENT.md: no background traffic, no updates, no sync, no GPU.
 #: ``--no-sandbox``: Chromium's own sandbox needs user namespaces it cannot get as root
 #: inside bubblewrap; bubblewrap is the boundary instead.
@@ -95,16 +95,7 @@ def jail_argv(executable: str = CHROMIUM) -> list[str]:
     argv += ["--clearenv", "--setenv", "HOME", "/tmp", "--setenv", "PATH", "/usr/bin:/bin"]
     argv += ["--chdir", "/tmp"]
     if os.geteuid() == 0:
-        argv += [
-            SETPRIV,
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--no-new-privs",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            "--",
-        ]
+        argv += setpriv_argv()
     else:
         argv += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
     return [*argv, executable]
