@@ -8,6 +8,11 @@ stores the attempt, and only then lets memory learn.
 The agent sees ``task.public()`` only; ``task.hidden`` reaches the scorer alone. What the
 workspace does to the snapshot or the scorer (too large, unreadable, output no parser can
 read) ends this attempt with reward 0 and a ``stop_reason``, never the run.
+
+Where the graph runs: a built-in graph (or a user's installed ``module:build``) runs here;
+a spec that carries its own code (``graph: agent.py:build``) runs as a process inside the
+task's sandbox (``exapt.agents.remote``), its model calls through a host-side proxy that
+records them in this trajectory; this process never imports that code.
 """
 
 from __future__ import annotations
@@ -70,7 +75,14 @@ _COMPILED_LOCK = threading.Lock()
 
 
 def build_graph(spec: AgentSpec) -> StateGraph[Any, AgentContext, Any, Any]:
-    """The uncompiled graph of ``spec`` (a built-in name or a ``module:build`` path)."""
+    """The uncompiled graph of ``spec`` (a built-in name or a ``module:build`` path).
+    ``ConfigError`` for a spec with its own code: that is built in the sandbox only."""
+    if spec.carries_code:
+        raise ConfigError(
+            f"agent spec {spec.name!r}: graph {spec.graph!r} is the agent's own code; it "
+            "runs inside the sandbox, never in the exapt process",
+            hint="run it with run_task (it starts the code in the task's sandbox)",
+        )
     builder = resolve("agent graph", spec.graph, KNOWN_GRAPHS)
     graph: StateGraph[Any, AgentContext, Any, Any] = builder(spec)
     if not isinstance(graph, StateGraph):
@@ -89,11 +101,15 @@ def run_graph(ctx: AgentContext) -> dict[str, Any]:
             if len(_COMPILED) >= 256:  # evolution makes many variants; keep memory bounded
                 _COMPILED.clear()
             graph = _COMPILED[key] = build_graph(ctx.spec).compile()
+    return invoke(graph, ctx)
+
+
+def invoke(graph: CompiledStateGraph[Any, AgentContext, Any, Any], ctx: AgentContext) -> Any:
+    """Run a compiled graph on ``ctx``; the final state."""
     # A step (model call) takes at most a few super-steps (model, act); the budget ends the
     # graph first, the recursion limit is only the safety net behind it.
     config: RunnableConfig = {"recursion_limit": 4 * ctx.budget.steps + 10}
-    final: dict[str, Any] = graph.invoke({}, config, context=ctx)
-    return final
+    return graph.invoke({}, config, context=ctx)
 
 
 def run_task(
@@ -142,24 +158,23 @@ def run_task(
     )
     # Memory adds files (e.g. skills.py); it never replaces one of the task's.
     files: dict[str, str | bytes] = {**(recollection.files if recollection else {}), **task.files}
-    box = sandbox(files)
-    try:
-        ctx = AgentContext(
-            task=task.model_copy(update={"hidden": {}}),  # the agent never sees hidden data
-            spec=spec,
-            model=model,
-            sandbox=box,
-            sandbox_factory=sandbox,
-            tools=get_tools(spec.tools),
-            recorder=Recorder(trajectory),
-            budget=spec.limits.tighten(budget),
-            recollection=recollection,
-            started=started,
+    limits = spec.limits.tighten(budget)
+    recorder = Recorder(trajectory)
+    if spec.carries_code:
+        from exapt.agents.remote.host import run_in_sandbox
+
+        ran = run_in_sandbox(
+            task.model_copy(update={"hidden": {}}), spec, model, sandbox, files, recorder,
+            limits, started, recollection,
+        )  # fmt: skip
+        workspace, final = ran.workspace, {"stop_reason": ran.stop_reason}
+        unscorable: tuple[Score, str | None] | None = None
+        if ran.failure is not None:
+            unscorable = (ran.failure, ran.stop_reason)
+    else:
+        workspace, final, unscorable = _run_here(
+            task, spec, model, sandbox, files, recorder, limits, started, recollection
         )
-        final = run_graph(ctx)
-        workspace, unscorable = _snapshot(box)
-    finally:
-        box.close()
     score, failure = _score(scorer, task, workspace, sandbox) if unscorable is None else unscorable
     trajectory.add(Step(kind="score", output=score.model_dump(), duration_s=score.duration_s))
     trajectory.result = Outcome(
@@ -174,6 +189,39 @@ def run_task(
     if learn and use_memory and memory is not None:
         memory.learn(task, trajectory, score, workspace)
     return Attempt(trajectory=trajectory, score=score, workspace=workspace)
+
+
+def _run_here(
+    task: Task,
+    spec: AgentSpec,
+    model: Model,
+    sandbox: SandboxFactory,
+    files: dict[str, str | bytes],
+    recorder: Recorder,
+    budget: Budget,
+    started: float,
+    recollection: Recollection | None,
+) -> tuple[dict[str, bytes], dict[str, Any], tuple[Score, str | None] | None]:
+    """Run a built-in graph in this process on a sandbox from ``sandbox``."""
+    box = sandbox(files)
+    try:
+        ctx = AgentContext(
+            task=task.model_copy(update={"hidden": {}}),  # the agent never sees hidden data
+            spec=spec,
+            model=model,
+            sandbox=box,
+            sandbox_factory=sandbox,
+            tools=get_tools(spec.tools),
+            recorder=recorder,
+            budget=budget,
+            recollection=recollection,
+            started=started,
+        )
+        final = run_graph(ctx)
+        workspace, unscorable = _snapshot(box)
+    finally:
+        box.close()
+    return workspace, final, unscorable
 
 
 def _failed(stop_reason: str, error: str, started: float) -> tuple[Score, str | None]:

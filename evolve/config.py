@@ -32,6 +32,9 @@ class EvolveConfig(BaseModel):
     api_base: str | None = None
     mutator_model: str | None = Field(None, description="None = the evaluated model")
     mutator_api_base: str | None = None
+    mutator_archive: str | None = Field(
+        None, description="archive of improvers for self_modify, judged by their children"
+    )
     operators: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_OPERATORS))
     operator_choice: str = "weights"
     selection: str = "score_child"

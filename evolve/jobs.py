@@ -72,6 +72,19 @@ def guarded_run_job(job: Any) -> Any:
         return failed_attempt(job, f"crash: {type(exc).__name__}: {exc}\n{tail}"[:2000], started)
     if attempt.score.error is not None:
         raise ScoringFailed(f"scoring failed on {job.task.id}: {attempt.score.error}")
+    return _variant_failure(attempt)
+
+
+def _variant_failure(attempt: Any) -> Any:
+    """An attempt whose own code failed in the sandbox (crash, hang, OOM, budget overrun:
+    ``VARIANT_FAILURES``) is the variant's ``crash:``/``hang:`` result, as if it had raised."""
+    from exapt.agents.remote.host import VARIANT_FAILURES
+
+    t = attempt.trajectory
+    reason = t.result.stop_reason
+    if reason in VARIANT_FAILURES:
+        kind = "hang" if reason == "variant_timeout" else "crash"
+        t.metadata = {**t.metadata, ERROR_KEY: f"{kind}: {reason}: {t.result.feedback}"[:2000]}
     return attempt
 
 

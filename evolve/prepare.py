@@ -100,7 +100,9 @@ def _build(
     order = [by_id[i] for i in order_ids]
     StagePlan.parse(config.stages, config.thresholds)
     selector = make_selector(config.selection)
-    operators = {name: make_operator(name) for name in sorted(config.operators)}
+    operators = {
+        name: make_operator(name, **_options(name, config)) for name in sorted(config.operators)
+    }
     seed_variant = _seed_variant(config, archive)
     backend = _backend(config.sandbox)
     model_kind = _model_kind(config.model)
@@ -138,9 +140,27 @@ def _build(
     )
 
 
+def _options(operator: str, config: EvolveConfig) -> dict[str, Any]:
+    if operator == "self_modify":
+        if config.mutator_archive is not None:
+            check_name(config.mutator_archive)
+            if config.mutator_archive == config.archive:
+                raise ConfigError("--mutator-archive must name another archive than --archive")
+        return {"mutator_archive": config.mutator_archive}
+    if config.mutator_archive is not None and "self_modify" not in config.operators:
+        raise ConfigError(
+            "--mutator-archive is for the self_modify operator",
+            hint="add it: --operators self_modify (with any others)",
+        )
+    return {}
+
+
 def close(evolution: Evolution) -> None:
     """Release what ``prepare`` opened (the executor — a local Ray cluster stops — the
-    cache, the store, the archive)."""
+    cache, the store, the archive, what operators hold)."""
+    for operator in evolution.operators.values():
+        if hasattr(operator, "close"):
+            operator.close()
     evaluator = evolution.evaluator
     evaluator.executor.close()
     evaluator.cache.close()

@@ -15,9 +15,10 @@ its files come from operators, a mutator model or a hand-edited archive folder:
 - paths are relative, inside the tree, without symlinks (``from_dir`` refuses them);
 - ``spec.yaml`` prompts are inline or ``file:PATH`` *inside* the variant (no ``..``, no
   absolute path: a prompt must never read a host file and send it to a model);
-- ``graph`` is a built-in graph and ``tools`` are built-in tools: a dotted path would
-  import and run arbitrary host code in the exapt process. Variant code runs in the
-  sandbox, which the self-modifying issue (11) adds;
+- ``graph`` is a built-in graph or a file of the variant (``agent.py:build``: its own code,
+  which runs in the task's sandbox, never in the exapt process); never a dotted
+  ``module:build``, which would import host code into the exapt process; ``tools`` are
+  built-in tools;
 - prompts pass ``safety.check_template`` (they are rendered in the exapt process).
 
 Example:
@@ -214,16 +215,24 @@ class Variant:
 
     def check(self) -> None:
         """Refuse what a variant may not do (module docstring): ``ConfigError`` naming it."""
-        from exapt.agents.spec import KNOWN_GRAPHS
+        from exapt.agents.spec import FILE_GRAPH, KNOWN_GRAPHS
         from exapt.tools.base import KNOWN_TOOLS
 
         data = self.spec_data()
         graph = data.get("graph")
-        if graph not in KNOWN_GRAPHS:
+        file_graph = FILE_GRAPH.match(graph) if isinstance(graph, str) else None
+        if graph not in KNOWN_GRAPHS and file_graph is None:
             raise ConfigError(
-                f"variant {self.id}: graph {graph!r} is not a built-in graph",
-                hint=f"variants use one of {sorted(KNOWN_GRAPHS)}; variant code running in the "
-                "sandbox comes with the self-modifying operator",
+                f"variant {self.id}: graph {graph!r} is not a built-in graph nor a file of the "
+                "variant (a module path would run host code)",
+                hint=f"variants use one of {sorted(KNOWN_GRAPHS)} or a file of their own "
+                "(graph: agent.py:build), which runs in the sandbox",
+            )
+        if file_graph is not None and file_graph["path"] not in self._files:
+            raise ConfigError(f"variant {self.id}: graph {graph!r} names a file it lacks")
+        if "code" in data:
+            raise ConfigError(
+                f"variant {self.id}: spec.yaml may not hold code inline; code lives in files"
             )
         for tool in data.get("tools") or []:
             if tool not in KNOWN_TOOLS:

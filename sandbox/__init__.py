@@ -76,8 +76,9 @@ def open_sandbox(
     """Open a sandbox session with its workspace seeded from ``files``.
 
     ``backend``: "default" (see ``default_backend``), a short name of ``BACKENDS`` or a
-    dotted path. ``image``: docker only. ``ro_binds``: host paths bound read-only at the
-    same path (bwrap; docker raises ``ConfigError``; local sees the host anyway).
+    dotted path. ``image``: docker only. ``ro_binds``: host paths bound read-only, at
+    ``box.bind_prefix + path`` (bwrap: the same path; docker: under ``/opt/exapt/host``;
+    local sees the host anyway).
     Raises ``ConfigError`` (unknown backend, bad option) or ``UnavailableError``.
 
     Example:

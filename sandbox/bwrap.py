@@ -98,6 +98,8 @@ class BwrapSandbox(HostSandbox):
 
     backend: ClassVar[str] = "bwrap"
     inner_root = WORKSPACE
+    #: host paths given as ``ro_binds`` appear at their own path
+    bind_prefix: ClassVar[str] = ""
     reserved_pids: ClassVar[int] = 4  # launcher/bwrap, bwrap's pid 1, setpriv->server, spare
     #: one long-lived bwrap per sandbox (session mode) when a cgroup allows it
     fast: ClassVar[bool] = True

@@ -19,6 +19,11 @@ other process of the sandbox is killed (but the server), so nothing outlives ``e
 Containers carry the label ``exapt.sandbox=1`` plus the owning host and pid; those of dead
 owners are removed by the next sandbox opened (``_docker_client``).
 
+``ro_binds`` are bind-mounted read-only under ``BIND_PREFIX`` (host ``/x/y`` at
+``/opt/exapt/host/x/y``), not at their own path: an image's folders (``/root`` is 0700)
+would hide a path bound at the same place from the commands' user. ``bind_prefix`` says
+where to look (bwrap's is ``""``).
+
 Example:
     with DockerSandbox(files={"a.py": "print(1)"}) as box:
         assert box.exec("python3 a.py").stdout == "1\\n"
@@ -81,6 +86,8 @@ __all__ = [
 ]
 
 CWD_FILE = "/run/exapt/cwd"
+#: where host paths given as ``ro_binds`` appear in the container
+BIND_PREFIX = "/opt/exapt/host"
 
 #: the reaper (pid 1): not the commands' uid, so they can neither signal nor ptrace it; root,
 #: because an exec gets the capabilities of the container's first process (the server needs
@@ -108,6 +115,7 @@ class DockerSandbox(ContainerProcesses, HostSandbox):
 
     backend: ClassVar[str] = "docker"
     inner_root = WORKSPACE
+    bind_prefix: ClassVar[str] = BIND_PREFIX
     #: a server in the container instead of one `docker exec` per command, when possible
     fast: ClassVar[bool] = True
 
@@ -120,11 +128,7 @@ class DockerSandbox(ContainerProcesses, HostSandbox):
         ro_binds: Sequence[str] | None = None,
         cpus: float = 1.0,
     ) -> None:
-        if ro_binds:
-            raise ConfigError(
-                "the docker backend does not bind host paths (ro_binds)",
-                hint="put what the sandbox needs into the image, or use backend 'bwrap'",
-            )
+        self.ro_binds = [_check_bind(p) for p in ro_binds or ()]
         if cpus <= 0:
             raise ConfigError(f"cpus must be > 0, got {cpus}")
         import docker.errors
@@ -167,6 +171,7 @@ class DockerSandbox(ContainerProcesses, HostSandbox):
                 str(self.workspace): {"bind": WORKSPACE, "mode": "rw"},
                 str(self.cwd_file): {"bind": CWD_FILE, "mode": "rw"},
                 str(self.io_dir): {"bind": IO_INNER, "mode": "ro"},
+                **{p: {"bind": BIND_PREFIX + p, "mode": "ro"} for p in self.ro_binds},
             },
             working_dir=WORKSPACE,
             environment=dict(DEFAULT_ENV),
@@ -352,6 +357,18 @@ class DockerSandbox(ContainerProcesses, HostSandbox):
             with contextlib.suppress(Exception):
                 container.remove(force=True)
         super().close()
+
+
+def _check_bind(path: str) -> str:
+    p = os.path.realpath(path)
+    if not os.path.isabs(path) or not os.path.exists(path):
+        raise ConfigError(
+            f"ro_binds: {path!r} is not an existing absolute path",
+            hint="pass host paths that exist",
+        )
+    if p in ("/", "/proc", "/sys", "/dev") or p.startswith(("/proc/", "/sys/", "/dev/")):
+        raise ConfigError(f"ro_binds: refusing to expose {path!r} to the sandbox")
+    return path
 
 
 class DockerExecSandbox(DockerSandbox):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from exapt.errors import ExaptError
@@ -115,24 +116,37 @@ def sandbox_factory(
     *,
     limits: Limits | None = None,
     ro_binds: Sequence[str] = (),
-) -> SandboxFactory:
+) -> BackendFactory:
     """A ``SandboxFactory`` opening ``backend`` sandboxes with these limits and binds.
 
     Pass a suite's ``ro_binds()`` (toolchains outside /usr, e.g. rustup's) so its scorer
     finds them. Example:
         factory = sandbox_factory("bwrap", ro_binds=suite.ro_binds())
     """
-    from exapt.sandbox import open_sandbox  # the backends load only when a sandbox is made
-
-    binds = list(ro_binds)
-
-    def factory(files: dict[str, str | bytes]) -> Sandbox:
-        return open_sandbox(backend, files=files, limits=limits, ro_binds=binds or None)
-
-    return factory
+    return BackendFactory(backend, limits, tuple(ro_binds))
 
 
-def suite_sandbox_factory(suite: object, backend: str = "default") -> SandboxFactory:
+@dataclass(frozen=True)
+class BackendFactory:
+    """``factory(files) -> Sandbox`` of one backend, limits and read-only binds;
+    ``with_binds(paths)`` is the same with more paths bound (what running a variant's own
+    code in the sandbox needs: exapt's runtime, the variant's folder, the model socket)."""
+
+    backend: str
+    limits: Limits | None = None
+    ro_binds: tuple[str, ...] = ()
+
+    def __call__(self, files: dict[str, str | bytes]) -> Sandbox:
+        from exapt.sandbox import open_sandbox  # the backends load only when a sandbox is made
+
+        binds = list(self.ro_binds)
+        return open_sandbox(self.backend, files=files, limits=self.limits, ro_binds=binds or None)
+
+    def with_binds(self, paths: Sequence[str]) -> BackendFactory:
+        return replace(self, ro_binds=(*self.ro_binds, *paths))
+
+
+def suite_sandbox_factory(suite: object, backend: str = "default") -> BackendFactory:
     """The ``SandboxFactory`` a suite's scorer needs: its ``limits()`` and ``ro_binds()``
     (optional methods of a suite; the defaults when absent).
 

@@ -6,7 +6,10 @@
   retries, max tokens...) to a neighbouring value — no model needed;
 - ``add_exemplar`` / ``prune_exemplar``: adds a solved example, drawn from passed attempts
   on the feedback (train) split, to the variant's main prompt, or drops one (PromptQuine);
-- ``merge``: recombines two variants' components against their common ancestor (GEPA).
+- ``merge``: recombines two variants' components against their common ancestor (GEPA);
+- ``self_modify``: the variant's failure is diagnosed and exapt's coder agent rewrites its
+  files, code included (DGM); the code runs only in the sandbox. Its improvers can evolve
+  too (``mutator_archive``, STOP / DGM-H).
 
 Example:
     op = make_operator("graph_options")
@@ -26,6 +29,7 @@ KNOWN_OPERATORS: dict[str, str] = {
     "add_exemplar": "exapt.evolve.operators.exemplars:AddExemplarOperator",
     "prune_exemplar": "exapt.evolve.operators.exemplars:PruneExemplarOperator",
     "merge": "exapt.evolve.operators.merge:MergeOperator",
+    "self_modify": "exapt.evolve.operators.self_modify:SelfModifyOperator",
 }
 #: The operators that need no model: evolution works with the weak embedded model.
 LLM_FREE = ("graph_options", "add_exemplar", "prune_exemplar", "merge")

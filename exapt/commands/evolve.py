@@ -45,6 +45,12 @@ def evolve(
     mutator_api_base: Annotated[
         str | None, typer.Option(help="server URL for --mutator-model")
     ] = None,
+    mutator_archive: Annotated[
+        str | None,
+        typer.Option(
+            help="archive of improvers for self_modify, evolved by their children's gains"
+        ),
+    ] = None,
     operators: Annotated[
         list[str] | None,
         typer.Option(
@@ -122,6 +128,7 @@ def evolve(
     values: dict[str, Any] = {
         "suite": suite, "seed_agent": seed, "model": model, "api_base": api_base,
         "mutator_model": mutator_model, "mutator_api_base": mutator_api_base,
+        "mutator_archive": mutator_archive,
         "operators": parse_weights(operators) if operators else None,
         "operator_choice": operator_choice, "selection": selection, "children": children,
         "generations": generations, "select_split": select_split,

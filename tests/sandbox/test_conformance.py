@@ -210,10 +210,26 @@ def test_bwrap_ro_binds(tmp_path: object, small: Limits, need: Callable[[str], N
 
 
 @pytest.mark.docker
-def test_docker_rejects_ro_binds_and_missing_image(need: Callable[[str], None]) -> None:
+def test_docker_ro_binds_and_missing_image(
+    tmp_path: object, small: Limits, need: Callable[[str], None]
+) -> None:
+    from pathlib import Path
+
     need("docker")
+    shared = Path(str(tmp_path)) / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    (shared / "tool.txt").write_text("tool")
+    (shared / "tool.txt").chmod(0o644)
+    with open_sandbox("docker", limits=small, ro_binds=[str(shared)]) as box:
+        inner = f"{box.bind_prefix}{shared}"  # type: ignore[attr-defined]
+        assert box.exec(f"cat {inner}/tool.txt").stdout == "tool"
+        assert box.exec(f"touch {inner}/new").exit_code != 0
+    assert not (shared / "new").exists()
     with pytest.raises(ConfigError):
-        open_sandbox("docker", ro_binds=["/usr"])
+        open_sandbox("docker", ro_binds=["/does/not/exist"])
+    with pytest.raises(ConfigError):
+        open_sandbox("docker", ro_binds=["/proc"])
     with pytest.raises(UnavailableError, match="build-image"):
         open_sandbox("docker", image="exapt-no-such-image:0")
 
