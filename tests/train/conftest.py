@@ -1,0 +1,51 @@
+"""Fixtures for the self-training tests: a home folder, stores filled by scripted runs, and a
+tiny checkpoint built in the test session (no model ships small enough; nothing downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .helpers import fill_chat_store, fill_function_store, write_chat_suite, write_function_suite
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("EXAPT_HOME", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def backend() -> str:
+    """bubblewrap where it works (CI), else the unisolated ``local`` backend."""
+    from exapt.sandbox import available_backends
+
+    return "bwrap" if available_backends().get("bwrap") is None else "local"
+
+
+@pytest.fixture(scope="session")
+def function_home(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Path:
+    """A home whose store holds two scripted completion runs over the toy function suite."""
+    home = tmp_path_factory.mktemp("function-home")
+    suite = write_function_suite(home / "functions.jsonl")
+    fill_function_store(home, suite, backend)
+    return home
+
+
+@pytest.fixture(scope="session")
+def chat_home(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Path:
+    """A home whose store holds a scripted tool-coder run (two trials, a lesson memory)."""
+    home = tmp_path_factory.mktemp("chat-home")
+    suite = write_chat_suite(home / "chat.jsonl")
+    fill_chat_store(home, suite, backend)
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from exapt.agents.models.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
