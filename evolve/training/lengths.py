@@ -1,7 +1,8 @@
 """Token lengths of dataset rows, counted the way TRL tokenizes them, so that ``max_length``
 can come from the data and nothing is truncated silently.
 
-- prompt-completion text: ``tokenizer(prompt + completion + eos)`` (TRL appends the EOS token);
+- prompt-completion text: the prompt tokenized alone, then the completion tokenized alone,
+  then EOS (``text_ids``: how exapt's trainer tokenizes these rows, see train.py);
 - prompt-completion chat: the chat template over ``prompt + completion`` with the row's tools;
 - DPO: the longer of prompt + chosen and prompt + rejected.
 """
@@ -32,8 +33,19 @@ def _length(prompt: Any, completion: Any, tools: Any, tokenizer: Any) -> int:
             list(prompt) + list(completion), tools=tools or None, tokenize=True, return_dict=True
         )["input_ids"]
         return len(ids)
-    eos = tokenizer.eos_token or ""
-    text = str(prompt) + str(completion)
-    if eos and not text.endswith(eos):
-        text += eos
-    return len(tokenizer(text=text)["input_ids"])
+    return len(text_ids(str(prompt), str(completion), tokenizer)[0])
+
+
+def text_ids(prompt: str, completion: str, tokenizer: Any) -> tuple[list[int], list[int]]:
+    """``(input_ids, completion_mask)`` of a plain prompt-completion row: the prompt tokenized
+    as a server tokenizes it (with BOS), the completion alone after it, then EOS.
+
+    Tokenizing ``prompt + completion`` as one text (what TRL does) merges tokens across the
+    boundary (Gemma: the prompt's last "\n" and the completion's indent become one token), so
+    the model would learn to continue a context it never sees when serving, where the prompt
+    is tokenized alone and generation starts after its last token."""
+    prompt_ids = list(tokenizer(text=prompt)["input_ids"])
+    completion_ids = list(tokenizer(text=completion, add_special_tokens=False)["input_ids"])
+    if tokenizer.eos_token_id is not None:
+        completion_ids.append(tokenizer.eos_token_id)
+    return prompt_ids + completion_ids, [0] * len(prompt_ids) + [1] * len(completion_ids)

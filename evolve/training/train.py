@@ -270,6 +270,8 @@ def _trainer(
         marked = training_template(tokenizer.chat_template) if chat else None
         if marked is not None:
             tokenizer.chat_template = marked
+        if not chat:
+            dataset = pretokenize(dataset, tokenizer)
         args = SFTConfig(
             **common, completion_only_loss=True, assistant_only_loss=marked is not None
         )
@@ -302,6 +304,18 @@ def _trainer(
         peft_config=peft_config,
     )
     return trainer, False
+
+
+def pretokenize(dataset: Any, tokenizer: Any) -> Any:
+    """Plain prompt-completion rows as ``input_ids`` + ``completion_mask`` (TRL trains
+    tokenized rows as they are), prompt and completion tokenized apart (``text_ids``)."""
+    from exapt.evolve.training.lengths import text_ids
+
+    def tokenize(row: dict[str, Any]) -> dict[str, Any]:
+        ids, mask = text_ids(row["prompt"], row["completion"], tokenizer)
+        return {"input_ids": ids, "completion_mask": mask}
+
+    return dataset.map(tokenize, remove_columns=["prompt", "completion"])
 
 
 def _trained_tokens(log: list[dict[str, Any]], fit: dict[str, Any], trainer: Any) -> float:

@@ -49,3 +49,18 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from exapt.agents.models.tiny import build_tiny_checkpoint
 
     return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
+
+
+@pytest.fixture(scope="session")
+def tiny_long(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint with a 4096-token context (rotary positions: only the config says
+    how far it goes), for chat rows: its byte-level tokenizer makes the agents' prompts long."""
+    import json
+    import shutil
+
+    target = tmp_path_factory.mktemp("tiny-long") / "ckpt"
+    shutil.copytree(tiny, target)
+    config = json.loads((target / "config.json").read_text())
+    config["max_position_embeddings"] = 4096
+    (target / "config.json").write_text(json.dumps(config))
+    return target
