@@ -24,6 +24,7 @@ app = typer.Typer(
 # Command groups register themselves here, one line each.
 from exapt.commands import doctor as _doctor  # noqa: E402
 from exapt.commands import memory as _memory  # noqa: E402
+from exapt.commands import policy as _policy  # noqa: E402
 from exapt.commands import run as _run  # noqa: E402
 from exapt.commands import runs as _runs  # noqa: E402
 from exapt.commands import sandbox as _sandbox  # noqa: E402
@@ -33,6 +34,7 @@ app.add_typer(_sandbox.app, name="sandbox")
 app.add_typer(_memory.app, name="memory")
 app.command("run")(_run.run)
 app.add_typer(_runs.app, name="runs")
+app.add_typer(_policy.app, name="policy")
 
 
 def main() -> None:

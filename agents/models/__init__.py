@@ -5,6 +5,7 @@ Names:
 - ``local`` — the embedded default, Gemma 3 270M (base model, ``is_base=True``), converted once
   into ``<exapt home>/models/gemma3-270m/`` and served on 127.0.0.1 on first use;
 - ``local:PATH`` — any transformers checkpoint folder, served the same way;
+- ``policy:NAME`` — a LoRA policy of ``<home>/policies/`` (``policy.py``): its base + adapter;
 - any litellm model string (``openai/gpt-4o-mini``, ``anthropic/...``, ``ollama/...``,
   ``hosted_vllm/...`` with ``api_base=``).
 
@@ -85,6 +86,10 @@ def resolve_model(name: str, *, api_base: str | None = None, **params: Any) -> M
         resolve_model("openai/my-model", api_base="http://127.0.0.1:8000/v1")
     """
     name = name.strip()
+    if name.startswith("policy:"):  # a LoRA policy of <home>/policies (evolve writes them)
+        from exapt.agents.models.policy import policy_model
+
+        return policy_model(name.removeprefix("policy:"), api_base=api_base, **params)
     if name == "local" or name.startswith("local:"):
         from exapt.agents.models.local import LocalModel
 

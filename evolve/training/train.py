@@ -275,7 +275,7 @@ def _trainer(
         args = SFTConfig(
             **common, completion_only_loss=True, assistant_only_loss=marked is not None
         )
-        trainer = SFTTrainer(
+        trainer: Any = SFTTrainer(
             model=model,
             args=args,
             train_dataset=dataset,

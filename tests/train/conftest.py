@@ -64,3 +64,16 @@ def tiny_long(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     config["max_position_embeddings"] = 4096
     (target / "config.json").write_text(json.dumps(config))
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(function_home: Path, tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter (r=16) trained for two steps on the tiny checkpoint."""
+    from exapt.evolve.training.datasets import DatasetConfig, build_dataset
+    from exapt.evolve.training.train import TrainConfig, train_adapter
+    from exapt.memory.trajectories import TrajectoryStore
+
+    with TrajectoryStore(function_home / "trajectories.sqlite") as store:
+        built = build_dataset(store, DatasetConfig())
+    out = tmp_path_factory.mktemp("adapter")
+    return train_adapter(built, tiny, out, TrainConfig(max_steps=2), progress=False).adapter_dir
