@@ -29,7 +29,7 @@ from exapt.errors import ConfigError
 from exapt.memory.base import AgentMemory, Recollection
 from exapt.records import SCHEMA_VERSION, Outcome, Step, Trajectory, trusted_pass
 from exapt.registry import resolve
-from exapt.sandbox.base import Sandbox, SandboxError
+from exapt.sandbox.base import Sandbox, SandboxError, WorkspaceTooLarge
 from exapt.tasks.base import SandboxFactory, Score, Scorer, Task
 from exapt.tools.base import get_tools
 
@@ -190,10 +190,7 @@ def _snapshot(box: Sandbox) -> tuple[dict[str, bytes], tuple[Score, str | None] 
     try:
         return box.snapshot(), None
     except SandboxError as exc:
-        # The backends raise SandboxError("workspace is larger than ...") for an oversized
-        # workspace (a WorkspaceTooLarge subclass is coming with the judge).
-        too_large = type(exc).__name__ == "WorkspaceTooLarge" or "larger than" in str(exc)
-        reason = "workspace_too_large" if too_large else "snapshot_failed"
+        reason = "workspace_too_large" if isinstance(exc, WorkspaceTooLarge) else "snapshot_failed"
         return {}, _failed(reason, f"snapshot failed: {exc}", started)
 
 

@@ -58,14 +58,47 @@ class Task(BaseModel):
         return self.model_dump(exclude={"hidden"})
 
 
+#: What a verdict rests on (``Score.evidence``).
+Evidence = Literal["judge", "report", "none"]
+
+
 class Score(BaseModel):
-    """The scorer's verdict on one attempt."""
+    """The scorer's verdict on one attempt.
+
+    ``passed`` is True only with positive evidence that every hidden test ran and passed
+    (never an exit status alone); ``evidence`` says what that evidence is:
+
+    - ``"judge"``: counted by a judge the solution could not reach (the Python judge: the
+      tests ran in another process, the solution's answers came as plain data);
+    - ``"report"``: the test framework's own structured report, with the number and names
+      of the tests the host counted in the task's test files; the framework runs in the
+      solution's process (compiled languages, JavaScript), so code that sets out to forge
+      that report could (see README, Threat model);
+    - ``"none"``: no evidence the tests ran (a failure, or the tests could not run).
+
+    Learn from an attempt (skills, insights, training data) only if ``trusted``.
+    ``feedback`` holds only what the agent may see: the verdict and counts, the visible
+    checks, never hidden test text nor anything the solution printed during hidden tests.
+    """
 
     reward: float = Field(ge=0.0, le=1.0)
     passed: bool
-    feedback: str = Field("", description="what the tests said, cut to a readable size")
+    feedback: str = Field("", description="the verdict and visible checks, no hidden test text")
     error: str | None = Field(None, description="why scoring could not run the tests, if so")
     duration_s: float = 0.0
+    evidence: Evidence = Field("none", description="what the verdict rests on (see above)")
+    tests_expected: int | None = Field(None, description="hidden tests the host counted")
+    tests_passed: int | None = Field(None, description="hidden tests seen passing")
+    failure: str | None = Field(
+        None,
+        description="why it failed, a short code: tests_failed, import_error, missing, "
+        "solution_died, timeout, oom, build_failed, no_report, count_mismatch, broken",
+    )
+
+    @property
+    def trusted(self) -> bool:
+        """Passed, with a verdict the solution could not have forged (``evidence == "judge"``)."""
+        return self.passed and self.evidence == "judge"
 
 
 StepKind = Literal["model", "tool", "score", "note"]
@@ -102,8 +135,9 @@ class Outcome(BaseModel):
 
 def trusted_pass(score: Score) -> bool:
     """Whether a pass may be learned from (skills, insights, training data): the one place
-    that rule lives. For now: passed, and the scorer ran the tests without an error."""
-    return score.passed and score.error is None
+    that rule lives: ``Score.trusted`` (passed, with the Python judge's own evidence; a
+    framework report the solution's process could forge is not enough)."""
+    return score.trusted and score.error is None
 
 
 class Trajectory(BaseModel):

@@ -16,9 +16,11 @@ from exapt.sandbox.base import (
     DEFAULT_ENV,
     WORKSPACE,
     ExecResult,
+    Interactive,
     Limits,
     Sandbox,
     SandboxError,
+    WorkspaceTooLarge,
 )
 
 #: short name -> class; a dotted path ``module:Class`` works too (exapt.registry.resolve).
@@ -104,10 +106,12 @@ __all__ = [
     "DEFAULT_ENV",
     "WORKSPACE",
     "ExecResult",
+    "Interactive",
     "Limits",
     "Sandbox",
     "SandboxError",
     "SandboxPool",
+    "WorkspaceTooLarge",
     "available_backends",
     "default_backend",
     "open_sandbox",

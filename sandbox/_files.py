@@ -9,14 +9,16 @@ A symlink anywhere on the path is refused (``SandboxError``), never followed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import stat
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from exapt.sandbox.base import SandboxError, workspace_relpath
+from exapt.sandbox.base import MAX_DEPTH, SandboxError, WorkspaceTooLarge, workspace_relpath
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -117,31 +119,75 @@ def read_file(root: Path, path: str) -> bytes:
         os.close(dfd)
 
 
-def snapshot(root: Path, max_bytes: int) -> dict[str, bytes]:
-    """Every regular file under ``root`` (symlinks, FIFOs, devices skipped), up to ``max_bytes``."""
+def snapshot(root: Path, max_bytes: int, max_files: int = 1 << 31) -> dict[str, bytes]:
+    """Every regular file under ``root`` (symlinks, FIFOs, devices skipped), sorted by path.
+
+    Raises ``WorkspaceTooLarge`` past ``max_bytes`` of content, ``max_files`` entries
+    (files and folders) or ``MAX_DEPTH`` nested folders. Walks with an explicit stack of
+    directory fds (never recursion: a 10 000-deep tree must not raise ``RecursionError``).
+    """
     out: dict[str, bytes] = {}
     total = 0
-    # fwalk works on directory fds and never follows symlinks (follow_symlinks=False).
-    for dirpath, _dirs, files, dfd in os.fwalk(root, follow_symlinks=False):
-        for name in sorted(files):
+    entries = 0
+    stack: list[tuple[int, str, int]] = [(os.open(root, _DIR_FLAGS), "", 0)]
+    try:
+        while stack:
+            dfd, prefix, depth = stack.pop()
             try:
-                fd = os.open(
-                    name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd
-                )
-            except OSError:
-                continue  # a symlink (ELOOP) or a file that vanished
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    continue
-                rel = os.path.relpath(os.path.join(dirpath, name), root)
-                data = _read_fd(fd, rel, max_bytes - total)
-            except SandboxError as exc:
-                raise SandboxError(f"workspace is larger than {max_bytes} bytes") from exc
+                with os.scandir(dfd) as it:
+                    listing = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
+                entries += len(listing)
+                if entries > max_files:
+                    raise WorkspaceTooLarge("files", max_files, f"more than {max_files} entries")
+                for name, is_dir in listing:
+                    rel = prefix + name
+                    if is_dir:
+                        if depth + 1 > MAX_DEPTH:
+                            raise WorkspaceTooLarge(
+                                "depth", MAX_DEPTH, f"{rel[:200]!r} is nested too deep"
+                            )
+                        try:
+                            stack.append(
+                                (os.open(name, _DIR_FLAGS, dir_fd=dfd), rel + "/", depth + 1)
+                            )
+                        except OSError:
+                            continue  # replaced by a symlink meanwhile, or unreadable
+                        continue
+                    data = _read_regular(dfd, name, rel, max_bytes - total)
+                    if data is None:
+                        continue
+                    total += len(data)
+                    out[rel] = data
             finally:
-                os.close(fd)
-            total += len(data)
-            out[rel] = data
-    return out
+                os.close(dfd)
+    finally:
+        for dfd, _, _ in stack:
+            os.close(dfd)
+    return dict(sorted(out.items()))
+
+
+def _read_regular(dfd: int, name: str, rel: str, room: int) -> bytes | None:
+    """The content of regular file ``name`` in ``dfd``; None for anything else."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    except OSError:
+        return None  # a symlink (ELOOP), a socket, or a file that vanished
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if st.st_size > room:
+            raise WorkspaceTooLarge("bytes", room, f"{rel[:200]!r} does not fit")
+        chunks = []
+        got = 0
+        while chunk := os.read(fd, 1 << 20):
+            got += len(chunk)
+            if got > room:  # grew while we read it
+                raise WorkspaceTooLarge("bytes", room, f"{rel[:200]!r} does not fit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def clear(root: Path) -> None:
@@ -149,7 +195,8 @@ def clear(root: Path) -> None:
     for entry in os.scandir(root):
         if entry.is_dir(follow_symlinks=False):
             # rmtree is fd-based on Linux and does not follow symlinks (symlink attack safe).
-            shutil.rmtree(entry.path, ignore_errors=True)
+            with contextlib.suppress(OSError, RecursionError):
+                shutil.rmtree(entry.path)
             if os.path.lexists(entry.path):
                 _force_rmtree(entry.path)
         else:
@@ -157,13 +204,11 @@ def clear(root: Path) -> None:
 
 
 def _force_rmtree(path: str) -> None:
-    # Hostile code may chmod 000 its folders; only root ignores that, so restore access first.
-    for dirpath, dirs, _files in os.walk(path, followlinks=False):
-        for d in dirs:
-            full = os.path.join(dirpath, d)
-            if not os.path.islink(full):
-                os.chmod(full, 0o700)
-    shutil.rmtree(path, ignore_errors=True)
+    # Hostile code may chmod 000 its folders (only root ignores that) or nest them deeper
+    # than shutil.rmtree's recursion allows: coreutils' rm walks iteratively (fts) and
+    # never follows symlinks; chmod first so a non-root caller can enter every folder.
+    subprocess.run(["chmod", "-R", "u+rwx", "--", path], capture_output=True, check=False)
+    subprocess.run(["rm", "-rf", "--one-file-system", "--", path], capture_output=True, check=False)
 
 
 def seed(

@@ -2,8 +2,9 @@
 per ``exec`` (run by ``_process.run_captured``) and a session kept in a small state folder.
 
 A session's state folder (``exapt-<backend>-<pid>-XXXX`` in the temp dir) holds
-``workspace/`` and ``cwd`` (the working directory the last command ended in). Folders of
-processes that died without ``close()`` are removed by the next sandbox opened.
+``workspace/`` (as root, a tmpfs of its own with the workspace quota: ``_quota.py``) and
+``cwd`` (the working directory the last command ended in). Folders of processes that died
+without ``close()`` are removed by the next sandbox opened.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
-from exapt.sandbox import _cgroup, _files
+from exapt.sandbox import _cgroup, _files, _quota
+from exapt.sandbox._interactive import PipeInteractive
 from exapt.sandbox._process import Captured, kill_group, run_captured, session_args
-from exapt.sandbox.base import DEFAULT_ENV, ExecResult, Limits, SandboxError
+from exapt.sandbox.base import DEFAULT_ENV, ExecResult, Interactive, Limits, SandboxError
 
 NOBODY = (65534, 65534)
 _cleaned: set[str] = set()
@@ -44,8 +46,13 @@ def cleanup_stale(backend: str) -> None:
 
 def _remove_tree(path: Path) -> None:
     with contextlib.suppress(OSError):
-        if (path / "workspace").is_dir():
-            _files.clear(path / "workspace")
+        workspace = path / "workspace"
+        if _quota.is_mounted(workspace):
+            _quota.unmount(workspace)
+        elif workspace.is_dir():
+            _files.clear(workspace)
+        if _quota.is_mounted(path):
+            _quota.unmount(path)
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -72,12 +79,15 @@ class HostSandbox:
         self._closed = False
         self.state = Path(tempfile.mkdtemp(prefix=f"exapt-{self.backend}-{os.getpid()}-"))
         try:
+            # a small tmpfs of its own where allowed: fast mkfifo/mkdir for each command
+            _quota.mount(self.state, 16, 4096, None, mode=0o700)
             self.workspace = self.state / "workspace"
             self.workspace.mkdir()
             self.cwd_file = self.state / "cwd"
             self.cwd_file.touch(mode=0o600)
             # Running as root, commands run as nobody and must own what they may change.
             self.owner = NOBODY if os.geteuid() == 0 and self._drops_privileges() else None
+            self.quota = self._mount_workspace()
             if self.owner is not None:
                 os.chown(self.workspace, *self.owner)
                 os.chown(self.cwd_file, *self.owner)
@@ -91,6 +101,11 @@ class HostSandbox:
         except BaseException:
             self.close()
             raise
+
+    def _mount_workspace(self) -> bool:
+        """A tmpfs with the workspace quota on the workspace folder, where allowed."""
+        lim = self.limits
+        return _quota.mount(self.workspace, lim.workspace_mb, lim.workspace_files, self.owner)
 
     # -- to override -------------------------------------------------------------------
 
@@ -164,6 +179,49 @@ class HostSandbox:
             self._update_cwd()
             return self._result(cap, oom)
 
+    def spawn(
+        self,
+        cmd: str | list[str],
+        *,
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Interactive:
+        """Start ``cmd`` with pipes (``Sandbox.spawn``); the sandbox is busy until closed."""
+        if timeout is not None and timeout <= 0:
+            raise SandboxError(f"timeout must be > 0, got {timeout}")
+        if isinstance(cmd, list) and not cmd:
+            raise SandboxError("empty argv")
+        self._lock.acquire()
+        try:
+            self._check_open()
+            argv, host_env = self._argv(cmd, {**DEFAULT_ENV, **(env or {})})
+            oom_before = self.cgroup.oom_kills() if self.cgroup else 0
+
+            def finish(cap: Captured) -> ExecResult:
+                try:
+                    if self.cgroup is not None:
+                        self.cgroup.kill_all()
+                    oom = bool(self.cgroup and self.cgroup.oom_kills() > oom_before)
+                    return self._result(cap, oom)
+                finally:
+                    self._lock.release()
+
+            return PipeInteractive(
+                self._launch_prefix() + argv,
+                env=host_env,
+                cwd=self._host_cwd(),
+                timeout=timeout or self.limits.wall_s,
+                stderr_bytes=self.limits.output_bytes,
+                kill=self._kill,
+                finish=finish,
+            )
+        except OSError as exc:
+            self._lock.release()
+            raise SandboxError(f"{self.backend}: could not start a command: {exc}") from exc
+        except BaseException:
+            self._lock.release()
+            raise
+
     def _host_cwd(self) -> str | None:
         return None
 
@@ -210,7 +268,7 @@ class HostSandbox:
 
     def snapshot(self, max_bytes: int = 50_000_000) -> dict[str, bytes]:
         self._check_open()
-        return _files.snapshot(self.workspace, max_bytes)
+        return _files.snapshot(self.workspace, max_bytes, self.limits.workspace_files)
 
     def _rel(self, path: str) -> str:
         # Accept the workspace path as the command sees it (local: a host folder).
@@ -222,12 +280,18 @@ class HostSandbox:
         """Kill what runs, empty the workspace, re-seed it, and start again in its root."""
         with self._lock:
             self._check_open()
-            if self.cgroup is not None:
-                self.cgroup.kill_all()
+            self._kill_for_reset()
+            # Emptied, not a fresh tmpfs: a running bwrap session or container keeps its
+            # bind of this one. clear never follows a symlink and falls back to rm's
+            # iterative walk for a tree too deep for shutil.rmtree.
             _files.clear(self.workspace)
             self.cwd = self.inner_root
             self.cwd_file.write_bytes(b"")
             _files.seed(self.workspace, files, self.owner)
+
+    def _kill_for_reset(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
 
     def close(self) -> None:
         """Kill every process, remove the cgroup and the state folder. Idempotent."""

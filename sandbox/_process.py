@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from exapt.sandbox._capture import Capped
 from exapt.sandbox.base import Limits
 
 # $1 = workspace root, $2 = cwd to start in, $3 = file to record the final cwd in,
@@ -103,11 +104,10 @@ def run_captured(
     if before is not None:
         before(proc)
     assert proc.stdout is not None and proc.stderr is not None
-    bufs: dict[int, bytearray] = {
-        proc.stdout.fileno(): bytearray(),
-        proc.stderr.fileno(): bytearray(),
+    bufs: dict[int, Capped] = {
+        proc.stdout.fileno(): Capped(max_bytes),
+        proc.stderr.fileno(): Capped(max_bytes),
     }
-    truncated = False
     timed_out = False
     sel = selectors.DefaultSelector()
     for fd in bufs:
@@ -151,19 +151,8 @@ def run_captured(
                         sel.unregister(fd)
                         proc.stdin.close()
                     continue
-                try:
-                    chunk = os.read(fd, 65536)
-                except BlockingIOError:
-                    continue
-                if not chunk:
+                if not bufs[fd].read_from(fd):
                     sel.unregister(fd)
-                    continue
-                buf = bufs[fd]
-                room = max_bytes - len(buf)
-                if len(chunk) > room:
-                    truncated = True
-                    chunk = chunk[:room]  # read and dropped: never more than max_bytes kept
-                buf += chunk
     finally:
         sel.close()
         if proc.stdin is not None and not proc.stdin.closed:
@@ -177,8 +166,15 @@ def run_captured(
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
-    out, err = (bytes(b) for b in bufs.values())
-    return Captured(proc.returncode, out, err, timed_out, truncated, time.monotonic() - start)
+    out, err = bufs.values()
+    return Captured(
+        proc.returncode,
+        out.bytes(),
+        err.bytes(),
+        timed_out,
+        out.truncated or err.truncated,
+        time.monotonic() - start,
+    )
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -1,14 +1,21 @@
-"""A long-lived bubblewrap sandbox that runs one command per request (bwrap's fast path).
+"""A long-lived sandbox that runs one command per request (the fast path of bwrap and docker).
 
 Starting bubblewrap costs tens of ms per command (a network namespace, ~15 mounts, joining
-a cgroup v1 is a ``synchronize_rcu``). A session pays that once: a small ``sh`` server runs
-inside as uid 65534 and, for each request, forks the session script with its stdio on files
-and FIFOs in ``io/<n>/`` (a host folder bound read-only; FIFOs stay writable on a read-only
-mount). The host reads the FIFOs with the output cap and the server's reply line
-``<n> <exit code>``; on timeout, and after every command, it SIGKILLs every process of the
-sandbox's cgroup except the three that make it (bwrap, its pid 1, the server), so nothing
-outlives ``exec``. If a command kills the server (``kill -9 -1``), the session is dead: the
-command is reported killed and the next ``exec`` starts a new session.
+a cgroup v1 is a ``synchronize_rcu``); a ``docker exec`` ~70 ms. A session pays that once:
+a small ``sh`` server runs inside and, for each request, forks the session script with its
+stdio on files and FIFOs in ``io/<n>/`` (a host folder bound read-only; FIFOs stay writable
+on a read-only mount). The host reads the FIFOs with the output cap and the server's reply
+line ``<n> <exit code>``; on timeout, and after every command, it SIGKILLs every process of
+the sandbox's cgroup except those that make the session, so nothing outlives ``exec``.
+
+The control channel is out of the commands' reach: the server runs as another uid than the
+commands (bwrap: 65533 with only CAP_SETUID/SETGID; docker: root with only those two), the
+io folder is 0700 and its files 0600 of that uid, and each command drops to uid 65534 with
+no capabilities (``setpriv``, inheritable and ambient sets cleared, ``no_new_privs``) after
+its stdio were set to its own three files. So a command cannot read another's request or
+output, write the reply pipe, or signal or ptrace the server: no command can forge another's
+exit status, and ``kill -9 -1`` kills only commands. Should the server still die, the command
+is reported killed and the next ``exec`` starts a new session.
 
 Requires a cgroup (to find every process); without one the bwrap backend starts a fresh
 sandbox per command instead.
@@ -22,24 +29,32 @@ import secrets
 import selectors
 import shlex
 import shutil
-import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
+from exapt.sandbox._capture import Capped
 from exapt.sandbox._cgroup import Cgroup
+from exapt.sandbox._channels import Channel, SessionDied
 from exapt.sandbox._process import Captured
 
 IO_INNER = "/run/exapt/io"
-_SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="exapt-bwrap-spawner")
-# $1 = the session script (see _process._BODY), $2 = the cwd file inside.
+#: the uid of a bwrap session's server (the commands run as 65534)
+SERVER_UID = 65533
+#: how the server drops each command to uid 65534 with no capabilities at all
+DROP = (
+    "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs "
+    "--inh-caps=-all --ambient-caps=-all --"
+)
+# $1 = the session script (see _process._BODY), $2 = the cwd file inside. The request file
+# sets the command's argv, cwd and environment in the subshell, which then becomes the
+# command (its stdio already redirected to the request's own files).
 _SERVER = r"""
-s=$1; cwdf=$2
+s=$1; cwdf=$2; drop=$3
 echo ready
 while IFS= read -r n; do
   d=/run/exapt/io/$n
-  ( . "$d/req" && set -- /workspace "$__w" "$cwdf" "$__m" "$@" && eval "$s" ) \
+  ( . "$d/req" && exec $drop /bin/sh -c "$s" exapt-session /workspace "$__w" "$cwdf" "$__m" "$@" ) \
     < "$d/in" > "$d/out" 2> "$d/err"
   echo "$n $?"
 done
@@ -51,95 +66,15 @@ done
 _SERVER_FIFO = 'exec < "/run/exapt/io/req" > "/run/exapt/io/rep"' + _SERVER
 
 
-class SessionDied(Exception):
-    """The server inside is gone (a command killed it); start a new session."""
+@dataclass
+class Request:
+    """One command's io folder and our descriptors of it (see ``Session.prepare``)."""
 
-
-class Channel(Protocol):
-    """How the host talks to a server: request lines out, reply lines in (``reply_fd``)."""
-
-    reply_fd: int
-
-    def send(self, data: bytes) -> None: ...
-
-    def alive(self) -> bool: ...
-
-    def close(self) -> None: ...
-
-
-class ProcessChannel:
-    """A server that is a host process (bwrap): its stdin and stdout."""
-
-    def __init__(self, argv: list[str]) -> None:
-        # bwrap --die-with-parent follows the *thread* that started it: start it from one
-        # long-lived thread, not from a pool worker that may exit while the session is used.
-        self.proc = _SPAWNER.submit(
-            subprocess.Popen,
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={},
-            start_new_session=True,
-            close_fds=True,
-        ).result()
-        assert self.proc.stdout is not None and self.proc.stdin is not None
-        self.reply_fd = self.proc.stdout.fileno()
-        os.set_blocking(self.reply_fd, False)
-
-    def send(self, data: bytes) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
-        except (BrokenPipeError, ValueError) as exc:
-            raise SessionDied("session ended") from exc
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def close(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, 9)
-        with contextlib.suppress(Exception):
-            self.proc.wait(timeout=5)
-        for f in (self.proc.stdin, self.proc.stdout):
-            with contextlib.suppress(Exception):
-                f.close()  # type: ignore[union-attr]
-
-
-class FifoChannel:
-    """A server reached through ``io/req`` and ``io/rep`` FIFOs (docker). Opened O_RDWR on
-    our side so neither end blocks or reads EOF; liveness is checked through ``pids``."""
-
-    def __init__(self, io_dir: Path, owner: tuple[int, int] | None) -> None:
-        for name in ("req", "rep"):
-            os.mkfifo(io_dir / name, 0o600)
-            if owner is not None:
-                os.chown(io_dir / name, *owner)
-        self._req = os.open(io_dir / "req", os.O_RDWR | os.O_CLOEXEC)
-        self.reply_fd = os.open(io_dir / "rep", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        self.pids: set[int] = set()  # the server's processes, once known
-
-    def send(self, data: bytes) -> None:
-        os.write(self._req, data)
-
-    def alive(self) -> bool:
-        for pid in self.pids:
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                return False
-            if stat.rpartition(")")[2].split()[0] in ("Z", "X"):
-                return False
-        return True
-
-    def close(self) -> None:
-        """Idempotent: each fd is closed once (a second close could hit a reused number)."""
-        fds, self._req, self.reply_fd = (self._req, self.reply_fd), -1, -1
-        for fd in fds:
-            if fd >= 0:
-                os.close(fd)
+    n: str
+    dir: Path
+    reads: list[int] = field(default_factory=list)
+    dummies: list[int] = field(default_factory=list)
+    stdin_fd: int = -1
 
 
 class Session:
@@ -224,15 +159,31 @@ class Session:
         max_bytes: int,
     ) -> Captured:
         """Run ``cmd`` (a shell string or an argv) in ``cwd`` with ``env``; see module doc."""
+        start = time.monotonic()
+        req = self.prepare(cmd, env=env, cwd=cwd, stdin=stdin)
+        try:
+            self.channel.send(f"{req.n}\n".encode())
+            return self._collect(req.n, req.reads, req.dummies, start, timeout, max_bytes)
+        finally:
+            self.release(req)
+
+    def prepare(
+        self, cmd: str | list[str], *, env: dict[str, str], cwd: str, stdin: bytes | None
+    ) -> Request:
+        """The io folder of one request: its req file, stdin (a file, or with ``stdin=None``
+        a FIFO whose writer ``Request.stdin_fd`` we hold), out/err FIFOs opened for reading
+        with our own dummy writers (so they do not read as EOF before the command opens
+        them). Send ``Request.n`` to start it; ``release`` it after."""
         if not self.alive:
             raise SessionDied("session ended")
-        start = time.monotonic()
         self._n += 1
         # Unguessable: a command may write lines to the server's request channel; they
         # must never match (and so forge) the reply to one of our requests.
         n = f"{self._n}-{secrets.token_hex(8)}"
         d = self.io_dir / n
-        d.mkdir()
+        d.mkdir(mode=0o700)
+        if self.owner is not None:
+            os.chown(d, *self.owner)
         # Sourced by the server's subshell: the command, its cwd, its environment; the
         # server's own variables are dropped so the command sees only its own.
         argv = [cmd] if isinstance(cmd, str) else cmd
@@ -244,26 +195,62 @@ class Session:
         ]
         # On top of the server's environment, DEFAULT_ENV (bwrap --clearenv --setenv).
         lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items() if k.isidentifier()]
-        (d / "req").write_text("\n".join(lines) + "\n")
-        (d / "in").write_bytes(stdin or b"")
-        reads: list[int] = []
-        dummies: list[int] = []
+        self._private(d, "req").write_text("\n".join(lines) + "\n")
+        req = Request(n, d)
         try:
-            for name in ("out", "err"):
+            fifos = ("out", "err") if stdin is not None else ("in", "out", "err")
+            if stdin is not None:
+                self._private(d, "in").write_bytes(stdin)
+            for name in fifos:
                 os.mkfifo(d / name, 0o600)
                 if self.owner is not None:
                     os.chown(d / name, *self.owner)
+            if stdin is None:  # O_RDWR: opens at once, and we are its only writer
+                req.stdin_fd = os.open(d / "in", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
             for name in ("out", "err"):
-                reads.append(os.open(d / name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
-            # Our own writers keep the FIFOs from reading as EOF before the command opens them.
+                req.reads.append(os.open(d / name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
             for name in ("out", "err"):
-                dummies.append(os.open(d / name, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
-            self.channel.send(f"{n}\n".encode())
-            return self._collect(n, reads, dummies, start, timeout, max_bytes)
-        finally:
-            for fd in reads + dummies:  # each exactly once: a double close could hit
-                os.close(fd)  # another thread's fd (subprocess pipes)
-            shutil.rmtree(d, ignore_errors=True)
+                req.dummies.append(os.open(d / name, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+        except BaseException:
+            self.release(req)
+            raise
+        return req
+
+    def release(self, req: Request) -> None:
+        """Close what ``prepare`` opened (each fd exactly once: a double close could hit
+        another thread's fd) and remove the request's folder."""
+        fds = [*req.reads, *req.dummies, req.stdin_fd]
+        req.reads, req.dummies, req.stdin_fd = [], [], -1
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
+        shutil.rmtree(req.dir, ignore_errors=True)
+
+    def poll_reply(self, n: str) -> int | None:
+        """The exit code of request ``n`` if the server's reply is there (non-blocking);
+        raises ``SessionDied`` at the end of the reply channel."""
+        while True:
+            while b"\n" in self._buf:
+                line, _, self._buf = self._buf.partition(b"\n")
+                got_n, _, got_code = line.decode(errors="replace").partition(" ")
+                if got_n == n:
+                    return int(got_code)
+            try:
+                chunk = os.read(self._out, 4096)
+            except BlockingIOError:
+                return None
+            if not chunk:
+                raise SessionDied("session ended")
+            self._buf += chunk
+
+    def _private(self, d: Path, name: str) -> Path:
+        """An empty file ``d/name`` readable by the server's uid alone."""
+        path = d / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        if self.owner is not None:
+            os.fchown(fd, *self.owner)
+        os.close(fd)
+        return path
 
     def _collect(
         self,
@@ -274,8 +261,8 @@ class Session:
         timeout: float,
         max_bytes: int,
     ) -> Captured:
-        bufs = {fd: bytearray() for fd in reads}
-        truncated = timed_out = died = False
+        bufs = {fd: Capped(max_bytes) for fd in reads}
+        timed_out = died = False
         code: int | None = None
         sel = selectors.DefaultSelector()
         for fd in reads:
@@ -311,39 +298,28 @@ class Session:
                 for key, _ in events:
                     fd = int(key.fd)
                     if fd == self._out:
-                        chunk = os.read(fd, 4096)
-                        if not chunk:
+                        try:
+                            got = self.poll_reply(n)
+                        except SessionDied:
                             sel.unregister(fd)
                             died = True
                             continue
-                        self._buf += chunk
-                        while b"\n" in self._buf:
-                            line, _, self._buf = self._buf.partition(b"\n")
-                            got_n, _, got_code = line.decode().partition(" ")
-                            if got_n == n:
-                                code = int(got_code)
+                        if got is not None:
+                            code = got
                         continue
-                    try:
-                        chunk = os.read(fd, 65536)
-                    except BlockingIOError:
-                        continue
-                    if not chunk:
+                    if not bufs[fd].read_from(fd):
                         sel.unregister(fd)
-                        continue
-                    buf = bufs[fd]
-                    room = max_bytes - len(buf)
-                    if len(chunk) > room:
-                        truncated = True
-                        chunk = chunk[:room]
-                    buf += chunk
         finally:
             sel.close()
         if timed_out:
             code = -9
         elif code is None:
             code = 128 + 9  # the server died with the command: it was killed
-        out, err = (bytes(bufs[fd]) for fd in reads)
-        return Captured(code, out, err, timed_out, truncated, time.monotonic() - start)
+        out, err = (bufs[fd] for fd in reads)
+        truncated = out.truncated or err.truncated
+        return Captured(
+            code, out.bytes(), err.bytes(), timed_out, truncated, time.monotonic() - start
+        )
 
     def close(self) -> None:
         """End the session: the server and every command (bwrap's pid namespace dies too)."""
@@ -352,46 +328,3 @@ class Session:
         for pid in getattr(self, "keepers", set()) - self.spare:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, 9)
-
-
-class SessionBox(Protocol):
-    """What ``exec_in_session`` needs of a sandbox."""
-
-    _session: Session | None
-    cwd: str
-
-    def _start_session(self) -> Session: ...
-
-
-def exec_in_session(
-    box: SessionBox,
-    cmd: str | list[str],
-    *,
-    env: dict[str, str],
-    stdin: bytes | None,
-    timeout: float,
-    max_bytes: int,
-) -> Captured:
-    """Run ``cmd`` in ``box``'s session, starting one if there is none or it died; a
-    session a command killed is closed, to be restarted by the next call."""
-    if box._session is None or not box._session.alive:
-        if box._session is not None:
-            box._session.close()
-            box._session = None
-        box._session = box._start_session()
-    session = box._session
-    try:
-        cap = session.run(
-            cmd,
-            env=env,
-            cwd=box.cwd,
-            stdin=stdin,
-            timeout=timeout,
-            max_bytes=max_bytes,
-        )
-    except (SessionDied, OSError):
-        cap = Captured(137, b"", b"", False, False, 0.0)
-    if not session.alive:
-        session.close()  # killed from inside (kill -9 -1): restart next time
-        box._session = None
-    return cap

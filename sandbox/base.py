@@ -13,6 +13,14 @@ Contract for every backend (tests/sandbox/ is the conformance suite all backends
 - After ``close()`` no process started by the sandbox is alive and nothing of it is left.
 - The session keeps its working directory between ``exec`` calls (``cd`` persists), the
   way an agent's shell would.
+- The workspace is bounded (``Limits.workspace_mb``, ``Limits.workspace_files``): writes
+  past the quota fail inside, and ``snapshot`` raises ``WorkspaceTooLarge`` (a
+  ``SandboxError``) for a workspace over its limits, so a caller can end that one attempt.
+- ``spawn`` starts one command with its stdin and stdout as pipes (``Interactive``): how a
+  judge outside the sandbox talks to a solution inside in plain data, line by line.
+- The control channel is out of reach: nothing a command runs can read, write or signal
+  what runs the commands (another uid, files 0600/0700 of that uid, no inherited
+  descriptors), so no command can forge another's exit status or output.
 """
 
 from __future__ import annotations
@@ -25,9 +33,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from exapt.errors import ExaptError
 from exapt.records import ExecResult
 
-__all__ = ["DEFAULT_ENV", "WORKSPACE", "ExecResult", "Limits", "Sandbox", "SandboxError"]
+__all__ = [
+    "DEFAULT_ENV",
+    "WORKSPACE",
+    "ExecResult",
+    "Interactive",
+    "Limits",
+    "Sandbox",
+    "SandboxError",
+    "WorkspaceTooLarge",
+]
 
 WORKSPACE = "/workspace"
+#: folders nested deeper than this in a workspace make ``snapshot`` raise WorkspaceTooLarge
+MAX_DEPTH = 64
 
 #: Variables every sandbox gets; nothing else of the parent's environment is passed in.
 DEFAULT_ENV: dict[str, str] = {
@@ -44,6 +63,23 @@ class SandboxError(ExaptError):
     """The sandbox itself failed (not the command inside it)."""
 
 
+class WorkspaceTooLarge(SandboxError):
+    """A workspace over its limits (bytes, files or folder depth) could not be snapshot.
+
+    What the code in the sandbox did, not a broken sandbox: callers turn it into that
+    attempt's result (reward 0) and go on. ``what`` is ``"bytes"``, ``"files"`` or
+    ``"depth"``; ``limit`` the limit that was passed.
+    """
+
+    def __init__(self, what: str, limit: int, detail: str = "") -> None:
+        self.what = what
+        self.limit = limit
+        super().__init__(
+            f"workspace over its {what} limit ({limit}){': ' + detail if detail else ''}",
+            hint="the attempt's workspace is too big to score; make it smaller",
+        )
+
+
 class Limits(BaseModel):
     """Resource limits of one sandbox; all enforced. Defaults are safe for untrusted code."""
 
@@ -57,9 +93,37 @@ class Limits(BaseModel):
         1_000_000, gt=0, description="stdout/stderr kept, each; the rest is cut and `truncated` set"
     )
     disk_mb: int = Field(512, gt=0, description="size of the private /tmp in MB")
+    workspace_mb: int = Field(
+        512, gt=0, description="size of the workspace in MB (a quota where the host allows)"
+    )
+    workspace_files: int = Field(
+        20_000, gt=0, description="files and folders the workspace may hold"
+    )
     network: bool = Field(
         False, description="network access; False = no interface but an empty loopback"
     )
+
+
+@runtime_checkable
+class Interactive(Protocol):
+    """One command running in a sandbox, its stdin and stdout pipes held by the caller.
+
+    ``readline`` returns one line of stdout (with its newline), ``b""`` at end of file,
+    and raises ``TimeoutError`` when none came in ``timeout`` seconds or ``SandboxError``
+    for a line over ``max_bytes``. stderr is read alongside (capped at
+    ``Limits.output_bytes``) so a chatty command never blocks. ``close`` kills whatever the
+    command left running and returns how it ended (stdout is empty there: it was read).
+    """
+
+    def send(self, data: bytes) -> None: ...
+
+    def readline(self, timeout: float, max_bytes: int = 16_000_000) -> bytes: ...
+
+    def close(self) -> ExecResult: ...
+
+    def __enter__(self) -> Interactive: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 @runtime_checkable
@@ -85,6 +149,17 @@ class Sandbox(Protocol):
         """Run ``cmd`` (a shell string, run by ``/bin/sh -c``, or an argv list) in the workspace."""
         ...
 
+    def spawn(
+        self,
+        cmd: str | list[str],
+        *,
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Interactive:
+        """Start ``cmd`` with pipes (see ``Interactive``); it is killed after ``timeout``
+        (default ``Limits.wall_s``). The sandbox runs nothing else until it is closed."""
+        ...
+
     def write(self, path: str, data: str | bytes) -> None:
         """Write a file under the workspace (``path`` relative, or absolute under /workspace)."""
         ...
@@ -94,7 +169,10 @@ class Sandbox(Protocol):
         ...
 
     def snapshot(self, max_bytes: int = 50_000_000) -> dict[str, bytes]:
-        """All regular files of the workspace, relative path -> content (for scoring)."""
+        """All regular files of the workspace, relative path -> content (for scoring).
+
+        Raises ``WorkspaceTooLarge`` past ``max_bytes``, ``Limits.workspace_files`` entries
+        or ``MAX_DEPTH`` nested folders (symlinks and special files are skipped)."""
         ...
 
     def reset(self, files: dict[str, str | bytes] | None = None) -> None:

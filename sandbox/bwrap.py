@@ -34,17 +34,30 @@ from pathlib import Path
 from typing import ClassVar
 
 from exapt.errors import ConfigError, UnavailableError
+from exapt.sandbox._channels import ProcessChannel, SessionDied
 from exapt.sandbox._host import HostSandbox
 from exapt.sandbox._process import session_script
 from exapt.sandbox._session import (
     _SERVER,
+    DROP,
     IO_INNER,
-    ProcessChannel,
+    SERVER_UID,
     Session,
-    SessionDied,
-    exec_in_session,
 )
-from exapt.sandbox.base import DEFAULT_ENV, WORKSPACE, ExecResult, Limits, SandboxError
+from exapt.sandbox._session_ops import (
+    check_request,
+    clear_tmp,
+    session_exec,
+    session_spawn,
+)
+from exapt.sandbox.base import (
+    DEFAULT_ENV,
+    WORKSPACE,
+    ExecResult,
+    Interactive,
+    Limits,
+    SandboxError,
+)
 
 SETPRIV = "/usr/bin/setpriv"
 CWD_FILE = "/run/exapt/cwd"
@@ -178,32 +191,70 @@ class BwrapSandbox(HostSandbox):
         return self.fast and self.cgroup is not None and os.geteuid() == 0
 
     def _start_session(self) -> Session:
+        """bwrap with the server as uid 65533 (CAP_SETUID/SETGID only, to drop each command
+        to 65534) and the io folder 0700 of that uid bound read-only (see ``_session``)."""
         assert self.cgroup is not None
         io_dir = self.state / "io"
         shutil.rmtree(io_dir, ignore_errors=True)
-        io_dir.mkdir(mode=0o755)
+        io_dir.mkdir(mode=0o700)
+        server = (SERVER_UID, SERVER_UID)
+        os.chown(io_dir, *server)
         argv, _ = self._argv("true", dict(DEFAULT_ENV))
         cut = argv.index(SETPRIV)
+        caps = "-all,+setuid,+setgid"
         argv = [
             *self._launch_prefix(),
             *argv[:cut],
             "--ro-bind",
             str(io_dir),
             IO_INNER,
-            *argv[cut : argv.index("/bin/sh")],
+            SETPRIV,
+            f"--reuid={SERVER_UID}",
+            f"--regid={SERVER_UID}",
+            "--clear-groups",
+            "--no-new-privs",
+            f"--inh-caps={caps}",
+            f"--ambient-caps={caps}",
+            f"--bounding-set={caps}",
+            "--",
             "/bin/sh",
             "-c",
             _SERVER,
             "exapt-server",
             self._script,
             CWD_FILE,
+            DROP,
         ]
         try:
-            return Session(
-                ProcessChannel(argv), io_dir=io_dir, cgroup=self.cgroup, owner=self.owner
-            )
+            return Session(ProcessChannel(argv), io_dir=io_dir, cgroup=self.cgroup, owner=server)
         except SessionDied as exc:
             raise SandboxError(f"bwrap: {exc}") from exc
+
+    def spawn(
+        self,
+        cmd: str | list[str],
+        *,
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Interactive:
+        """Start ``cmd`` with pipes (``Sandbox.spawn``): forked by the session's server in
+        session mode, else a fresh bubblewrap. The sandbox is busy until it is closed."""
+        if not self.session_mode:
+            return super().spawn(cmd, timeout=timeout, env=env)
+        check_request(cmd, timeout)
+        assert self.cgroup is not None
+        self._lock.acquire()
+        if self._closed:
+            self._lock.release()
+            self._check_open()
+        return session_spawn(
+            self,
+            cmd,
+            env=env,
+            timeout=timeout,
+            oom_kills=self.cgroup.oom_kills,
+            release=self._lock.release,
+        )
 
     def exec(
         self,
@@ -216,43 +267,25 @@ class BwrapSandbox(HostSandbox):
         """Run ``cmd``; see ``Sandbox.exec``. One command at a time."""
         if not self.session_mode:
             return super().exec(cmd, timeout=timeout, env=env, stdin=stdin)
-        if timeout is not None and timeout <= 0:
-            raise SandboxError(f"timeout must be > 0, got {timeout}")
-        if isinstance(cmd, list) and not cmd:
-            raise SandboxError("empty argv")
+        check_request(cmd, timeout)
         assert self.cgroup is not None
         with self._lock:
             self._check_open()
-            oom_before = self.cgroup.oom_kills()
-            cap = exec_in_session(
-                self,
-                cmd,
-                env={**DEFAULT_ENV, **(env or {})},
-                stdin=stdin.encode() if isinstance(stdin, str) else stdin,
-                timeout=timeout or self.limits.wall_s,
-                max_bytes=self.limits.output_bytes,
+            return session_exec(
+                self, cmd, env=env, stdin=stdin, timeout=timeout, oom_kills=self.cgroup.oom_kills
             )
-            oom = self.cgroup.oom_kills() > oom_before
-            self._update_cwd()
-            return self._result(cap, oom)
+
+    def _kill_for_reset(self) -> None:
+        # the session (if clear_tmp kept it) stays: reset kills only its commands
+        if self._session is not None and self._session.alive:
+            self._session.kill_commands()
+        else:
+            super()._kill_for_reset()
 
     def reset(self, files: Mapping[str, str | bytes] | None = None) -> None:
         """Kill what runs, empty the workspace and the session's /tmp, re-seed."""
-        if self._session is not None and self._session.alive:
-            with self._lock:
-                self._session.kill_commands()
-                try:
-                    self._session.run(
-                        "find /tmp -mindepth 1 -delete",
-                        env=dict(DEFAULT_ENV),
-                        cwd=WORKSPACE,
-                        stdin=None,
-                        timeout=10,
-                        max_bytes=1000,
-                    )
-                except (SessionDied, OSError):
-                    self._session.close()
-                    self._session = None
+        with self._lock:
+            self._session = clear_tmp(self._session)
         super().reset(files)
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from exapt.errors import ConfigError, UnavailableError
-from exapt.sandbox.docker import DEFAULT_IMAGE, _docker_client
+from exapt.sandbox._docker_client import DEFAULT_IMAGE, docker_client
 
 DEFAULT_SUITE = "bookworm"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
@@ -72,7 +72,7 @@ def build_image(
         raise UnavailableError(
             "debootstrap is not installed", hint="apt-get install -y debootstrap"
         )
-    client = _docker_client()
+    client = docker_client()
     packages = ",".join(dict.fromkeys(["python3", *include]))
     repository, _, tag = name.partition(":")
     start = time.monotonic()

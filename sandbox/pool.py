@@ -6,6 +6,10 @@ until one is free, resets it with ``files`` (fresh workspace, nothing running, c
 /workspace) and returns it on exit of the ``with`` block. A sandbox whose reset fails is
 closed and replaced by a new one, so a broken box is never handed out twice.
 
+``factory()`` is the same as a sandbox factory (``factory(files) -> Sandbox``): what it
+returns goes back to the pool when closed, reset, so a scorer's "fresh sandbox" is a warm
+one with nothing of its last use (workspace, /tmp, processes).
+
 Example:
     with SandboxPool("docker", size=4) as pool:
         with pool.acquire({"a.py": "print(1)"}) as box:
@@ -17,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from exapt.errors import ConfigError
 from exapt.sandbox.base import Limits, Sandbox, SandboxError
@@ -82,6 +87,28 @@ class SandboxPool:
                 self._checkin(box)
             self._slots.release()
 
+    def factory(self) -> Callable[[Mapping[str, str | bytes]], Sandbox]:
+        """``factory(files)``: a pooled sandbox seeded with ``files``, back to the pool on
+        ``close()`` (a ``SandboxFactory`` for scorers)."""
+
+        def lease(files: Mapping[str, str | bytes]) -> Sandbox:
+            if self._closed:
+                raise SandboxError("sandbox pool is closed")
+            self._slots.acquire()
+            try:
+                return Leased(self, self._checkout(files))  # type: ignore[return-value]
+            except BaseException:
+                self._slots.release()
+                raise
+
+        return lease
+
+    def _give_back(self, box: Sandbox) -> None:
+        try:
+            self._checkin(box)
+        finally:
+            self._slots.release()
+
     def _checkout(self, files: Mapping[str, str | bytes] | None) -> Sandbox:
         try:
             box = self._free.get_nowait()
@@ -129,6 +156,33 @@ class SandboxPool:
                 box.close()
 
     def __enter__(self) -> SandboxPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Leased:
+    """A pooled sandbox as a plain ``Sandbox``: ``close`` returns it to its pool."""
+
+    def __init__(self, pool: SandboxPool, box: Sandbox) -> None:
+        self._pool = pool
+        self._box: Sandbox | None = box
+        self.backend = box.backend
+        self.limits = box.limits
+
+    def __getattr__(self, name: str) -> Any:
+        box = self.__dict__.get("_box")
+        if box is None:
+            raise SandboxError("this pooled sandbox was closed")
+        return getattr(box, name)
+
+    def close(self) -> None:
+        box, self._box = self._box, None
+        if box is not None:
+            self._pool._give_back(box)
+
+    def __enter__(self) -> Leased:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -20,6 +20,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# jest for the Polyglot JavaScript exercises (what their package.json asks for), pinned, from
+# the npm registry into .toolchains/jest, which scoring sandboxes bind read-only. Cached: a
+# stamp with the pinned versions skips the install when they are already there.
+JEST_PACKAGES=(jest@29.7.0 babel-jest@29.7.0 @babel/core@7.25.2 @exercism/babel-preset-javascript@0.2.1)
+JEST_HOME=.toolchains/jest
+if command -v npm >/dev/null 2>&1; then
+  if [ "$(cat "$JEST_HOME/.exapt-stamp" 2>/dev/null)" != "${JEST_PACKAGES[*]}" ]; then
+    echo "exapt setup: installing ${JEST_PACKAGES[*]} into $JEST_HOME"
+    mkdir -p "$JEST_HOME"
+    (cd "$JEST_HOME" && npm install --no-audit --no-fund --no-save --loglevel=error "${JEST_PACKAGES[@]}")
+    echo "${JEST_PACKAGES[*]}" > "$JEST_HOME/.exapt-stamp"
+  fi
+else
+  echo "exapt setup: npm not found: Polyglot JavaScript exercises will be skipped (apt-get install npm)"
+fi
+
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv

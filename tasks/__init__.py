@@ -5,6 +5,7 @@ Example:
     suite = load_suite("humaneval")
     tasks = split_tasks(suite.tasks(), "dev")
     score = suite.scorer().score(tasks[0], workspace_snapshot, sandbox_factory)
+    judge_asserts(code, ["assert f(1) == 2"], sandbox_factory)   # skills: code + asserts
 
 Suites: ``humaneval``; ``polyglot:PATH`` (a checkout of Aider's polyglot-benchmark or a JSONL
 of its exercises); ``jsonl:PATH`` (a user's own tasks, format in ``exapt.tasks.jsonl``).
@@ -15,6 +16,7 @@ who is evaluated.
 from __future__ import annotations
 
 from exapt.errors import ConfigError
+from exapt.tasks.asserts import judge_asserts
 from exapt.tasks.base import SandboxFactory, Score, Scorer, Suite, Task
 from exapt.tasks.command import sandbox_factory, suite_sandbox_factory
 from exapt.tasks.splits import SPLITS, split_of, split_tasks
@@ -30,6 +32,7 @@ __all__ = [
     "Scorer",
     "Suite",
     "Task",
+    "judge_asserts",
     "load_suite",
     "sandbox_factory",
     "split_of",

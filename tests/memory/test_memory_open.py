@@ -23,7 +23,7 @@ def reverse_words(s: str) -> str:
     return " ".join(reversed(s.split()))
 '''
 FAIL = Score(reward=0.0, passed=False, feedback="E   AssertionError: assert 'a b' == 'b a'")
-PASS = Score(reward=1.0, passed=True)
+PASS = Score(reward=1.0, passed=True, evidence="judge")  # a pass the Python judge saw
 INSTRUCTION = "Write reverse_words(s) that reverses the order of the words in a sentence."
 
 

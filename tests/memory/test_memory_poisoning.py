@@ -143,8 +143,13 @@ def test_a_pass_the_judge_cannot_vouch_for_teaches_nothing(
     memory.learn(task, poisoned_trajectory("rev", trial=1), hacked, {"solution.py": SOLUTION})
     assert memory.store.count("skills") == 0 and memory.store.count("insights") == 0
     assert memory.events[-1]["event"] == "untrusted_pass"
+    # a framework report (forgeable from the solution's process) is not the judge's word
+    reported = Score(reward=1.0, passed=True, evidence="report", tests_expected=3, tests_passed=3)
+    memory.learn(task, poisoned_trajectory("rev", trial=1), reported, {"solution.py": SOLUTION})
+    assert memory.store.count("skills") == 0 and memory.store.count("insights") == 0
+    assert memory.events[-1]["event"] == "untrusted_pass"
     # positive control: the same solution, trusted, gives its skill and an insight
-    trusted = Score(reward=1.0, passed=True)
+    trusted = Score(reward=1.0, passed=True, evidence="judge")
     memory.learn(task, poisoned_trajectory("rev", trial=2), trusted, {"solution.py": SOLUTION})
     assert memory.store.count("skills") == 1 and memory.store.count("insights") == 1
 
@@ -268,6 +273,11 @@ def test_a_deeply_nested_file_proposes_nothing_and_fails_nothing(
     memory = open_memory(str(tmp_path), check=skill_check)
     workspace = {name: text.encode() for name, text in DEEP.items()}
     workspace["solution.py"] = SOLUTION  # a good file beside them still gives its skill
-    memory.learn(task, poisoned_trajectory("rev"), Score(reward=1.0, passed=True), workspace)
+    memory.learn(
+        task,
+        poisoned_trajectory("rev"),
+        Score(reward=1.0, passed=True, evidence="judge"),
+        workspace,
+    )
     names = [i.metadata["name"] for i in memory.store.get("skills")]
     assert names == ["reverse_words"]

@@ -68,9 +68,11 @@ def leftovers() -> list[str]:
         if not p.name.startswith(f"exapt-bwrap-{pid}-etc-")  # shared, removed at exit
     ]
     for ctrl in ("memory", "pids", ""):
-        base = Path("/sys/fs/cgroup") / ctrl
-        found += [str(p) for p in base.glob(f"**/exapt-{pid}-*") if p.is_dir()][:5]
-    from exapt.sandbox import docker as dockmod
+        # os.walk, not glob: cgroups of other sandboxes come and go while we look (glob
+        # raises FileNotFoundError on a folder removed mid-walk; walk skips it).
+        for root, dirs, _ in os.walk(Path("/sys/fs/cgroup") / ctrl, onerror=lambda _: None):
+            found += [f"{root}/{d}" for d in dirs if d.startswith(f"exapt-{pid}-")][:5]
+    from exapt.sandbox import _docker_client as dockmod
 
     if dockmod._client is not None:
         for c in dockmod._client.containers.list(

@@ -40,11 +40,22 @@ def test_tmp_persists_in_a_session_and_reset_clears_it(session_box: BwrapSandbox
     assert session_box.exec("ls -A /tmp").stdout == ""
 
 
-def test_session_restarts_after_kill_all(session_box: BwrapSandbox) -> None:
+def test_kill_all_cannot_reach_the_server(session_box: BwrapSandbox) -> None:
+    # The server runs as another uid: `kill -9 -1` kills the command's processes only (it
+    # used to kill the server too and end the session).
     session_box.exec("mkdir d; cd d")
-    result = session_box.exec("kill -9 -1")
-    assert result.exit_code != 0
-    assert session_box.exec("pwd").stdout == "/workspace/d\n"  # cwd kept across the restart
+    assert session_box._session is not None
+    server = session_box._session.channel.proc.pid
+    session_box.exec("sleep 100 & kill -9 -1; sleep 1")
+    assert session_box.exec("pwd").stdout == "/workspace/d\n"  # cwd kept
+    assert session_box._session is not None and session_box._session.channel.proc.pid == server
+
+
+def test_session_restarts_if_its_server_dies(session_box: BwrapSandbox) -> None:
+    session_box.exec("mkdir d; cd d")
+    assert session_box._session is not None
+    session_box._session.channel.close()  # as if the server were killed
+    assert session_box.exec("pwd").stdout == "/workspace/d\n"  # a new session, same cwd
 
 
 def test_only_the_session_processes_remain_between_commands(session_box: BwrapSandbox) -> None:

@@ -289,3 +289,39 @@ def test_apt_mirror_is_read_from_sources() -> None:
     assert apt_mirror().startswith("http")
     with pytest.raises(ConfigError):
         build_image("Bad Name!")
+
+
+_ECHO = (
+    "import sys\n"
+    "print('x' * 200_000, file=sys.stderr, flush=True)\n"  # more than a pipe holds
+    "for line in sys.stdin:\n"
+    "    if line.strip() == 'quit': break\n"
+    "    print(line.strip()[::-1], flush=True)\n"
+)
+
+
+def test_spawn_talks_line_by_line(box: Sandbox, small: Limits) -> None:
+    with box.spawn(["python3", "-c", _ECHO]) as proc:
+        proc.send(b"hello\n")
+        assert proc.readline(5) == b"olleh\n"
+        proc.send(b"a" * 300_000 + b"\n")  # bigger than a pipe buffer
+        assert proc.readline(5) == b"a" * 300_000 + b"\n"
+        proc.send(b"quit\n")
+        assert proc.readline(5) == b""  # end of file once it exited
+        result = proc.close()
+    assert isinstance(result, ExecResult) and result.truncated
+    assert len(result.stderr) == small.output_bytes  # read alongside, capped
+    assert box.exec("echo after").stdout == "after\n"  # the sandbox is free again
+
+
+def test_spawn_times_out_and_refuses_long_lines(box: Sandbox) -> None:
+    with box.spawn(["sleep", "30"], timeout=1) as proc:
+        with pytest.raises(TimeoutError):
+            proc.readline(0.2)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            proc.readline(10)
+        assert time.monotonic() - start < 3
+    with box.spawn("head -c 100000 /dev/zero") as proc, pytest.raises(SandboxError):
+        proc.readline(5, max_bytes=1000)
+    assert box.exec("echo free").stdout == "free\n"

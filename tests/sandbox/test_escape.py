@@ -322,3 +322,119 @@ def test_forged_requests_to_the_session_server_are_ignored(hostile: Sandbox) -> 
     for i in range(3):
         result = hostile.exec(f"exit {i + 3}")
         assert result.exit_code == i + 3
+
+
+# -- the control channel (session server, its io files and pipes) ---------------------------
+
+_FIND_OTHERS = (
+    "import os\n"
+    "me = os.getuid()\n"
+    "others = []\n"
+    "for p in os.listdir('/proc'):\n"
+    "    if p.isdigit():\n"
+    "        try:\n"
+    "            if os.stat('/proc/' + p).st_uid != me: others.append(int(p))\n"
+    "        except OSError: pass\n"
+)
+
+
+def test_control_channel_is_out_of_reach(hostile: Sandbox, marker: str) -> None:
+    """Whatever runs as a command cannot read the io folder, write a reply pipe, open the
+    server's descriptors or signal it; the exit codes of later commands stay exact."""
+    code = _FIND_OTHERS + (
+        "import ctypes, signal\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "hits = []\n"
+        "for path in ['/run/exapt/io', '/run/exapt/io/req', '/run/exapt/io/rep']:\n"
+        "    try: os.listdir(path); hits.append('list ' + path)\n"
+        "    except OSError: pass\n"
+        "    try:\n"
+        "        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))\n"
+        "        hits.append('open ' + path)\n"
+        "    except OSError: pass\n"
+        "for pid in others:\n"
+        "    for fd in range(8):\n"
+        "        try:\n"
+        "            os.close(os.open('/proc/%d/fd/%d' % (pid, fd), os.O_WRONLY | os.O_NONBLOCK))\n"
+        "            hits.append('fd %d/%d' % (pid, fd))\n"
+        "        except OSError: pass\n"
+        "    try: os.kill(pid, signal.SIGKILL); hits.append('kill %d' % pid)\n"
+        "    except OSError: pass\n"
+        "    if libc.ptrace(16, pid, 0, 0) == 0: hits.append('ptrace %d' % pid)\n"  # ATTACH
+        "print('others', len(others), 'hits', hits)\n"
+    )
+    result = hostile.exec(_py(code, marker))
+    assert result.exit_code == 0, result.stderr
+    assert "hits []" in result.stdout, result.stdout
+    assert "others 0 " not in result.stdout  # there was something to attack (the server, pid 1)
+    for i in range(3):  # nothing was forged: each command's own exit code comes back
+        assert hostile.exec(f"exit {i + 5}").exit_code == i + 5
+
+
+def test_commands_hold_only_their_own_stdio(hostile: Sandbox) -> None:
+    result = hostile.exec(
+        ["python3", "-c", "import os; print(sorted(os.listdir('/proc/self/fd')))"]
+    )
+    fds = [int(x) for x in result.stdout.strip()[1:-1].replace("'", "").split(", ")]
+    assert fds[:3] == [0, 1, 2] and len(fds) <= 4, fds  # 3 (if any) is listdir's own
+    caps = hostile.exec("grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status").stdout
+    assert [line.split()[1] for line in caps.splitlines()] == ["0000000000000000"] * 4
+
+
+def test_no_command_can_take_the_servers_uid(hostile: Sandbox) -> None:
+    result = hostile.exec(
+        "for u in 0 65533; do setpriv --reuid=$u --regid=$u --clear-groups id 2>&1; done; true"
+    )
+    assert "uid=0" not in result.stdout and "uid=65533" not in result.stdout
+    assert result.stdout.count("not permitted") == 2
+
+
+# -- workspace quota -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def quota_box(isolating: str, clean_host: None) -> Iterator[Sandbox]:
+    limits = Limits(wall_s=20, cpu_s=20, memory_mb=512, workspace_mb=8, workspace_files=200)
+    with open_sandbox(isolating, limits=limits) as box:
+        yield box
+
+
+def test_workspace_quota_bounds_bytes_and_files(quota_box: Sandbox) -> None:
+    if not getattr(quota_box, "quota", False):
+        pytest.skip("no quota mount here (needs root); snapshot limits still apply")
+    big = quota_box.exec("head -c 20000000 /dev/zero > big; echo $?")
+    assert "No space left" in big.stderr
+    assert os.path.getsize(hostile_path(quota_box, "big")) <= 8 * 1024 * 1024
+    quota_box.exec("rm -f big")
+    many = quota_box.exec(
+        "i=0; while [ $i -lt 400 ]; do touch f$i || break; i=$((i+1)); done; ls | wc -l"
+    )
+    assert int(many.stdout.split()[-1]) <= 200
+    quota_box.reset({"a.txt": "fresh"})  # reset empties it: the quota is free again
+    assert quota_box.snapshot() == {"a.txt": b"fresh"}
+    assert quota_box.exec("head -c 1000000 /dev/zero > mid && echo ok").stdout == "ok\n"
+
+
+def test_snapshot_refuses_a_huge_workspace_with_its_own_error(quota_box: Sandbox) -> None:
+    from exapt.sandbox import WorkspaceTooLarge
+
+    quota_box.exec("i=0; while [ $i -lt 150 ]; do echo $i > f$i; i=$((i+1)); done")
+    assert len(quota_box.snapshot()) == 150
+    quota_box.exec("head -c 3000000 /dev/zero > big")
+    with pytest.raises(WorkspaceTooLarge) as info:
+        quota_box.snapshot(max_bytes=1_000_000)
+    assert info.value.what == "bytes"
+    assert isinstance(info.value, SandboxError)
+
+
+def test_deep_trees_are_refused_not_a_crash(quota_box: Sandbox) -> None:
+    from exapt.sandbox import WorkspaceTooLarge
+
+    code = "import os\nfor i in range(150): os.mkdir('d'); os.chdir('d')\nopen('x', 'w').write('1')"
+    result = quota_box.exec(["python3", "-c", code])
+    assert result.exit_code == 0, result.stderr
+    with pytest.raises(WorkspaceTooLarge) as info:
+        quota_box.snapshot()
+    assert info.value.what == "depth"
+    quota_box.reset({"a.txt": "a"})
+    assert quota_box.snapshot() == {"a.txt": b"a"}

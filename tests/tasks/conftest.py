@@ -58,3 +58,23 @@ def polyglot_path() -> Path:
 
 def as_bytes(files: dict[str, str]) -> dict[str, bytes]:
     return {path: text.encode() for path, text in files.items()}
+
+
+def _docker_reason() -> str | None:
+    from exapt.sandbox import docker
+
+    return docker.unavailable_reason()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("bwrap", marks=pytest.mark.bwrap),
+        pytest.param("docker", marks=pytest.mark.docker),
+    ]
+)
+def any_factory(request: pytest.FixtureRequest) -> SandboxFactory:
+    """Real sandboxes of each isolating backend (the hostile suite runs on both)."""
+    reason = _bwrap_reason() if request.param == "bwrap" else _docker_reason()
+    if reason is not None:
+        pytest.skip(f"sandbox backend {request.param} unavailable: {reason}")
+    return sandbox_factory(request.param, limits=Limits(wall_s=60, memory_mb=2048))

@@ -71,6 +71,14 @@ def test_documented_example_loads(tmp_path: Path) -> None:
         ({**ADD, "timeout_s": "10"}, "timeout_s", "number > 0"),
         ({**ADD, "metadata": []}, "metadata", "must be an object"),
         ({**ADD, "test_cmd": "x"}, "test_cmd", "not a known field"),
+        # exit status alone is never a verdict: such lines are refused at load
+        ({**ADD, "test_command": "sh run_tests.sh"}, "test_command", "cannot be judged soundly"),
+        ({**ADD, "test_command": "python3 test_add.py | tee log"}, "test_command", "soundly"),
+        ({**ADD, "test_command": "python3 other.py"}, "test_command", "soundly"),
+        ({**ADD, "report": "xml:r.xml", "expected_tests": 1}, "report", "junit:PATH"),
+        ({**ADD, "report": "junit:../r.xml", "expected_tests": 1}, "report", "inside"),
+        ({**ADD, "report": "junit:r.xml"}, "expected_tests", "integer > 0"),
+        ({**ADD, "expected_tests": 3}, "expected_tests", "goes with 'report'"),
     ],
 )
 def test_malformed_line_names_file_line_and_field(
@@ -102,29 +110,108 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.bwrap
-def test_test_command_decides_the_reward(tmp_path: Path, recorder: Recorder) -> None:
+def test_python_tests_are_judged_by_the_judge(tmp_path: Path, recorder: Recorder) -> None:
     task = next(JsonlSuite(write_lines(tmp_path / "t.jsonl", ADD)).tasks())
+    assert task.hidden["python"] == {"mode": "scripts", "run": ["test_add"], "setup": None}
     scorer = JsonlSuite(tmp_path / "t.jsonl").scorer()
     good = scorer.score(task, {"add.py": b"def add(a, b):\n    return a + b\n"}, recorder)
-    assert good.passed and good.reward == 1.0 and "ok" in good.feedback
+    assert good.passed and good.reward == 1.0 and good.trusted
+    assert "ok" not in good.feedback  # what the test printed stays in the judge
     bad = scorer.score(task, {"add.py": task.files["add.py"].encode()}, recorder)
-    assert not bad.passed and bad.reward == 0.0 and "AssertionError" in bad.feedback
-    # an agent that rewrote the test gets the original back
+    assert not bad.passed and bad.reward == 0.0 and bad.failure == "tests_failed"
+    # an agent that rewrote the test changes nothing: the judge holds the task's own
     cheat = {"add.py": b"def add(a, b):\n    return 0\n", "test_add.py": b"print('ok')\n"}
     assert scorer.score(task, cheat, recorder).reward == 0.0
-    # the fresh sandbox got the workspace and the tests, nothing else
-    assert set(recorder.seeds[-1]) == {"add.py", "test_add.py"}
+    # the solution's sandbox got the workspace without the tests; the judge's, nothing
+    assert set(recorder.seeds[-2]) == {"add.py"} and recorder.seeds[-1] == {}
+
+
+@pytest.mark.bwrap
+def test_setup_steps_and_unittest_modules(tmp_path: Path, factory: SandboxFactory) -> None:
+    unit = (
+        "import unittest\nfrom add import add\n"
+        "class T(unittest.TestCase):\n"
+        "    def test_a(self): self.assertEqual(add(2, 3), 5)\n"
+        "    def test_b(self): self.assertEqual(add(-1, 1), 0)\n"
+    )
+    record = {
+        **ADD,
+        "tests": {"test_unit.py": unit},
+        "test_command": "echo building > built.txt && python3 -m unittest -v test_unit",
+    }
+    task = next(JsonlSuite(write_lines(tmp_path / "t.jsonl", record)).tasks())
+    assert task.hidden["python"]["setup"] == "echo building > built.txt"
+    good = "import os\nassert open('built.txt').read() == 'building\\n'\n"
+    good += "def add(a, b):\n    return a + b\n"
+    score = (
+        JsonlSuite(tmp_path / "t.jsonl").scorer().score(task, {"add.py": good.encode()}, factory)
+    )
+    assert score.passed and (score.tests_expected, score.tests_passed) == (2, 2), score.feedback
+    half = b"def add(a, b):\n    return 5\n"
+    score = JsonlSuite(tmp_path / "t.jsonl").scorer().score(task, {"add.py": half}, factory)
+    assert not score.passed and score.tests_passed == 1
 
 
 @pytest.mark.bwrap
 def test_timeout_is_reward_0_with_feedback(tmp_path: Path, factory: SandboxFactory) -> None:
-    record = {**ADD, "timeout_s": 2, "test_command": "python3 -c 'while True: pass'"}
-    task = next(JsonlSuite(write_lines(tmp_path / "t.jsonl", record)).tasks())
-    score = CommandScorer().score(task, {}, factory)
+    task = next(JsonlSuite(write_lines(tmp_path / "t.jsonl", {**ADD, "timeout_s": 2})).tasks())
+    looping = {"add.py": b"while True:\n    pass\n"}
+    score = JsonlSuite(tmp_path / "t.jsonl").scorer().score(task, looping, factory)
     assert score.reward == 0.0 and "timed out after 2 s" in score.feedback
+    assert score.failure == "timeout"
+
+
+_JUNIT = (
+    "import sys\n"
+    "from add import add\n"
+    "cases = [add(2, 3) == 5, add(1, 1) == 2]\n"
+    "xml = '<testsuite>' + ''.join(\n"
+    "    '<testcase name=\"t%d\">%s</testcase>' % (i, '' if ok else '<failure/>')\n"
+    "    for i, ok in enumerate(cases)) + '</testsuite>'\n"
+    "open('out/report.xml', 'w').write(xml)\n"
+    "sys.exit(0 if all(cases) else 1)\n"
+)
+
+
+@pytest.mark.bwrap
+def test_a_command_with_a_junit_report(tmp_path: Path, factory: SandboxFactory) -> None:
+    record = {
+        **ADD,
+        "tests": {"check.py": _JUNIT},
+        "test_command": "mkdir -p out && python3 check.py",
+        "report": "junit:out/report.xml",
+        "expected_tests": 2,
+    }
+    task = next(JsonlSuite(write_lines(tmp_path / "t.jsonl", record)).tasks())
+    scorer = CommandScorer()
+    good = scorer.score(task, {"add.py": b"def add(a, b):\n    return a + b\n"}, factory)
+    assert good.passed and good.evidence == "report" and not good.trusted
+    assert (good.tests_expected, good.tests_passed) == (2, 2)
+    bad = scorer.score(task, {"add.py": b"def add(a, b):\n    return 5\n"}, factory)
+    assert not bad.passed and bad.tests_passed == 1
+    # exit 0 without a report, and a report the agent planted, are no pass
+    gone = scorer.score(task, {"add.py": b"import os\nos._exit(0)\n"}, factory)
+    assert not gone.passed and gone.failure == "no_report"
+    planted = {
+        "add.py": b"import os\nos._exit(0)\n",
+        "out/report.xml": b'<testsuite><testcase name="a"/><testcase name="b"/></testsuite>',
+    }
+    assert scorer.score(task, planted, factory).failure == "no_report"
 
 
 def test_limits_cover_the_longest_timeout(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "t.jsonl", ADD, {**ADD, "id": "demo/slow", "timeout_s": 200})
     limits = JsonlSuite(path).limits()
     assert limits.wall_s == 200 and limits.cpu_s >= 200
+
+
+def test_a_symlinked_or_special_task_file_is_refused(tmp_path: Path) -> None:
+    real = write_lines(tmp_path / "t.jsonl", ADD)
+    (tmp_path / "link.jsonl").symlink_to(real)
+    with pytest.raises(ConfigError, match="symlink"):
+        load_suite(f"jsonl:{tmp_path / 'link.jsonl'}")
+    import os
+
+    os.mkfifo(tmp_path / "fifo.jsonl")  # reading it would block forever
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_suite(f"jsonl:{tmp_path / 'fifo.jsonl'}")

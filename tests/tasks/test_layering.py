@@ -10,7 +10,7 @@ def test_tasks_import_neither_agents_nor_evolve() -> None:
     code = (
         "import sys\n"
         "import exapt.tasks, exapt.tasks.humaneval, exapt.tasks.jsonl, exapt.tasks.polyglot\n"
-        "import exapt.tasks.splits, exapt.tasks.command, exapt.tasks.minijest\n"
+        "import exapt.tasks.splits, exapt.tasks.command, exapt.tasks.pyjudge, exapt.tasks.asserts\n"
         "bad = sorted(m for m in sys.modules if m.startswith(('exapt.agents', 'exapt.evolve')))\n"
         "print(bad)\n"
     )
