@@ -23,6 +23,7 @@ app = typer.Typer(
 
 # Command groups register themselves here, one line each.
 from exapt.commands import doctor as _doctor  # noqa: E402
+from exapt.commands import improve as _improve  # noqa: E402
 from exapt.commands import memory as _memory  # noqa: E402
 from exapt.commands import policy as _policy  # noqa: E402
 from exapt.commands import run as _run  # noqa: E402
@@ -35,6 +36,7 @@ app.add_typer(_memory.app, name="memory")
 app.command("run")(_run.run)
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_policy.app, name="policy")
+app.command("improve")(_improve.improve)
 
 
 def main() -> None:

@@ -59,6 +59,10 @@ Format = Literal["sft", "dpo", "kto"]
 _PROPER_SPLITS = ("train", "dev", "test")
 
 
+class EmptyDataset(ConfigError):
+    """Nothing to train on: the selected attempts hold no row of the asked format."""
+
+
 class DatasetConfig(BaseModel):
     """What goes into a training set (see the module docstring)."""
 
@@ -188,7 +192,7 @@ def build_dataset(
     build = {"sft": _sft_rows, "dpo": _dpo_rows, "kto": _kto_rows}
     rows = build[config.format](attempts, config, tally)
     if not rows:
-        raise ConfigError(_empty_message(config, tally), hint=_empty_hint(config))
+        raise EmptyDataset(_empty_message(config, tally), hint=_empty_hint(config))
     rows.sort(key=lambda r: (r["task_id"], r["trajectory_id"], r["step"], r["source"]))
     digest = content_hash(config.format, rows)
     import datasets
@@ -533,6 +537,7 @@ def load_saved(path: Path | str) -> BuiltDataset:
 __all__ = [
     "BuiltDataset",
     "DatasetConfig",
+    "EmptyDataset",
     "build_dataset",
     "content_hash",
     "datasets_dir",

@@ -26,11 +26,11 @@ def function_prompt(i: int) -> str:
     return f'def f{i}(x):\n    """Return x plus {i}.\n    >>> f{i}(1)\n    {i + 1}\n    """\n'
 
 
-def write_function_suite(path: Path) -> str:
+def write_function_suite(path: Path, ids: tuple[int, ...] = FUNCTION_TASKS) -> str:
     """Toy HumanEval-like tasks toy/fI: complete ``fI(x) = x + I`` in solution.py; visible
     check f(1), hidden checks f(1) and f(10). Returns the suite name."""
     lines = []
-    for i in FUNCTION_TASKS:
+    for i in ids:
         hidden = (
             f"from solution import f{i}\nassert f{i}(1) == {i + 1}\nassert f{i}(10) == {i + 10}\n"
         )
