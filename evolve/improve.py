@@ -47,8 +47,9 @@ from exapt.engine.config import new_run_id
 from exapt.engine.resolve import check_backend, resolve_model_name, select_tasks
 from exapt.errors import ConfigError, ExaptError
 from exapt.evolve.policies import PolicyRegistry, PromotionRefused
+from exapt.evolve.stats import paired_bootstrap
 from exapt.evolve.training.datasets import DatasetConfig, EmptyDataset, build_dataset, save_dataset
-from exapt.evolve.training.intervals import paired_bootstrap, wilson
+from exapt.evolve.training.intervals import wilson
 from exapt.evolve.training.train import TrainConfig, train_adapter
 from exapt.memory.trajectories import TrajectoryStore
 from exapt.paths import atomic_write, runs_dir
