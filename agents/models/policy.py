@@ -235,6 +235,7 @@ def policy_model(reference: str, *, api_base: str | None = None, **params: Any) 
     else:
         model = _llama_model(policy, **params)
     model.name = policy.model_name
+    model.is_base = policy.is_base  # as recorded: the agent chosen for it is the base's
     return model  # type: ignore[no-any-return]
 
 

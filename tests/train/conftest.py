@@ -3,11 +3,18 @@ tiny checkpoint built in the test session (no model ships small enough; nothing 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+import exapt  # noqa: F401  (offline environment first)
+
 from .helpers import fill_chat_store, fill_function_store, write_chat_suite, write_function_suite
+
+# The exapt home as it was before any test changed EXAPT_HOME: the real Gemma checkpoint is
+# converted (once, ~1.5 min) and cached there, where users find it.
+REAL_HOME = Path(os.environ.get("EXAPT_HOME", ".exapt")).expanduser().resolve()
 
 
 @pytest.fixture
