@@ -32,6 +32,7 @@ from exapt.commands import report as _report  # noqa: E402
 from exapt.commands import run as _run  # noqa: E402
 from exapt.commands import runs as _runs  # noqa: E402
 from exapt.commands import sandbox as _sandbox  # noqa: E402
+from exapt.commands import serve as _serve  # noqa: E402
 from exapt.commands import variant as _variant  # noqa: E402
 
 app.command("doctor")(_doctor.doctor)
@@ -45,6 +46,7 @@ app.command("report")(_report.report)
 app.add_typer(_variant.app, name="variant")
 app.add_typer(_policy.app, name="policy")
 app.command("improve")(_improve.improve)
+app.command("serve")(_serve.serve)
 
 
 def main() -> None:
