@@ -130,7 +130,7 @@ class Improve:
     tasks: dict[str, list[Task]]  # split -> tasks
     base_checkpoint: Path
     backend: str
-    resolve: Callable[[str], Model] = field(default=lambda name: resolve_model_name(name, None))
+    resolve: Callable[[str], Model] = field(default=lambda name: serve_model(name))
     on_event: Event = field(default=lambda kind, data: None)
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -157,7 +157,13 @@ class Improve:
             backend=backend,
             **options,
         )
-        loop.state = loop._load_state() or loop._new_state()
+        saved = loop._load_state()
+        if saved is None and PolicyRegistry().list(loop.line):
+            raise ConfigError(
+                f"line {loop.line!r} already has policies (from another run)",
+                hint="pick another --line, or continue that run with --resume",
+            )
+        loop.state = saved or loop._new_state()
         return loop
 
     @classmethod
@@ -500,6 +506,21 @@ class Improve:
                     hint="wait for it, or stop it before resuming",
                 ) from exc
             yield
+
+
+def serve_model(name: str) -> Model:
+    """The model a loop evaluates: ``policy:NAME`` as resolved everywhere; the base on vLLM
+    too when policies are served by vLLM (``EXAPT_POLICY_ENGINE``), else as resolved."""
+    from exapt.agents.models.policy import policy_engine
+
+    local = resolve_model_name(name, None)  # starts nothing
+    if name.startswith("policy:") or policy_engine() != "vllm":
+        return local
+    from exapt.agents.models.vllm import VLLMEngine
+
+    model: Model = VLLMEngine.shared(base_checkpoint(name)).model(None, is_base=local.is_base)
+    model.name = name
+    return model
 
 
 def base_checkpoint(model: str) -> Path:

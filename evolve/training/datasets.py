@@ -37,7 +37,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -133,26 +133,33 @@ def read_attempts(
     store: TrajectoryStore, config: DatasetConfig, tally: _Tally | None = None
 ) -> list[list[CallExample]]:
     """The call examples of every stored attempt the config selects, one list per attempt."""
-    tally = tally or _Tally()
     runs = config.runs if config.runs is not None else [r.run_id for r in store.list_runs()]
-    attempts: list[list[CallExample]] = []
     for run_id in runs:
         if store.get_run(run_id) is None:
             raise ConfigError(
                 f"no run {run_id!r} in {store.path}", hint="see the runs with `exapt runs list`"
             )
-        for t in store.trajectories(run_id):
-            tally.counts["attempts_read"] += 1
-            if not _selected(t, config, tally):
-                continue
-            examples = call_examples(t)
-            if not examples:
-                tally.counts["attempts_without_model_calls"] += 1
-                continue
-            tally.runs.add(t.run_id)
-            tally.models.add(t.model)
-            tally.variants.add(t.variant_id)
-            attempts.append(examples)
+    return attempts_of((t for run_id in runs for t in store.trajectories(run_id)), config, tally)
+
+
+def attempts_of(
+    trajectories: Iterable[Trajectory], config: DatasetConfig, tally: _Tally | None = None
+) -> list[list[CallExample]]:
+    """The call examples of the ``trajectories`` the config selects, one list per attempt."""
+    tally = tally or _Tally()
+    attempts: list[list[CallExample]] = []
+    for t in trajectories:
+        tally.counts["attempts_read"] += 1
+        if not _selected(t, config, tally):
+            continue
+        examples = call_examples(t)
+        if not examples:
+            tally.counts["attempts_without_model_calls"] += 1
+            continue
+        tally.runs.add(t.run_id)
+        tally.models.add(t.model)
+        tally.variants.add(t.variant_id)
+        attempts.append(examples)
     return attempts
 
 
@@ -184,7 +191,21 @@ def build_dataset(
     Raises ``ConfigError`` when nothing is left to train on, saying what was found.
     """
     tally = _Tally()
-    attempts = read_attempts(store, config, tally)
+    return _build(read_attempts(store, config, tally), config, tally, tokenizer)
+
+
+def build_dataset_from(
+    trajectories: Iterable[Trajectory], config: DatasetConfig, *, tokenizer: Any = None
+) -> BuiltDataset:
+    """``build_dataset`` over given trajectories (with their steps) instead of store runs;
+    ``config.runs`` is not used. The same selection rules apply (splits, trust, models)."""
+    tally = _Tally()
+    return _build(attempts_of(trajectories, config, tally), config, tally, tokenizer)
+
+
+def _build(
+    attempts: list[list[CallExample]], config: DatasetConfig, tally: _Tally, tokenizer: Any
+) -> BuiltDataset:
     kind = _kind(attempts, config)
     attempts = [a for a in attempts if a[0].conversational == (kind == "chat")]
     tally.counts["passed_attempts"] = sum(a[0].passed for a in attempts)
@@ -539,6 +560,7 @@ __all__ = [
     "DatasetConfig",
     "EmptyDataset",
     "build_dataset",
+    "build_dataset_from",
     "content_hash",
     "datasets_dir",
     "load_saved",

@@ -20,7 +20,9 @@ pass, False when it is known bad, None when nothing is known (left out of traini
   them in order against the task's visible examples (one ``note`` step per check, until one
   passes) and writes the first that passed, else the last checked. So: the written draft gets
   the attempt's outcome; a draft that failed its visible checks is False; a draft never
-  checked is None.
+  checked is None (also the last round's, when a budget ended the attempt before its check;
+  a round without notes otherwise means the task has no visible checks: its first draft
+  stands).
 
 The score step (the judge's feedback) is never part of an example.
 """
@@ -105,7 +107,9 @@ def call_examples(t: Trajectory) -> list[CallExample]:
         "trajectory_id": trajectory_id(t),
         "trial": t.trial,
     }
-    labels, chosen = _completion_labels(t.steps, outcome) if _is_completion_graph(t) else ({}, None)
+    labels, chosen = ({}, None)
+    if _is_completion_graph(t):
+        labels, chosen = _completion_labels(t.steps, outcome, t.result.stop_reason)
     out: list[CallExample] = []
     calls = 0
     for index, step in enumerate(t.steps):
@@ -160,7 +164,7 @@ def _is_completion_graph(t: Trajectory) -> bool:
 
 
 def _completion_labels(
-    steps: list[Step], outcome: bool | None
+    steps: list[Step], outcome: bool | None, stop_reason: str = "done"
 ) -> tuple[dict[int, tuple[bool | None, int]], int | None]:
     """Model-step index -> (label, round) for the ``completion`` graph (module docstring),
     and the index of the draft the graph wrote (None if it wrote none).
@@ -186,7 +190,8 @@ def _completion_labels(
     written: int | None = None
     last_checked: int | None = None
     for r, (drafts, verdicts) in enumerate(zip(rounds, checks, strict=True)):
-        if not verdicts and drafts:  # no visible checks: the first draft stands as it is
+        cut_short = r == len(rounds) - 1 and stop_reason not in ("done", "")
+        if not verdicts and drafts and not cut_short:  # no visible checks: the first stands
             verdicts = [True]
         for i, draft in enumerate(drafts):
             if i < len(verdicts):
