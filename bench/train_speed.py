@@ -4,7 +4,8 @@ same data, same model, same LoRA and optimiser settings, in the same run.
 Data: the HumanEval train split as prompt-completion rows (prompt = the function's file, the
 completion agent's first prompt; completion = the canonical solution), the rows exapt's sft
 datasets hold for completion calls. Both sides: LoRA r=16 / alpha 32 / dropout 0.05 on all
-linear layers, lr 2e-4, batch 4, ``--steps`` steps, fp32 on CPU, torch's default threads.
+linear layers, lr 2e-4, batch 4, seed 0 (so both draw the same batches: padding differs with
+the shuffle), ``--steps`` steps, fp32 on CPU, torch's default threads, TRL's other defaults.
 
 What each side includes (each run is its own process, so neither inherits the other's warm
 state; sides alternate, A B B A ..., and medians are reported):
@@ -87,6 +88,7 @@ def worker(side: str, checkpoint: str, data: str, steps: int, out: str) -> dict[
         args = SFTConfig(
             output_dir=out, max_steps=steps, per_device_train_batch_size=4, learning_rate=2e-4,
             logging_steps=1, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True,
+            seed=0,  # exapt's default seed: the same shuffle, so the same batches and padding
         )  # fmt: skip
         trainer = SFTTrainer(
             model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
