@@ -107,7 +107,8 @@ def call_examples(t: Trajectory) -> list[CallExample]:
         "trajectory_id": trajectory_id(t),
         "trial": t.trial,
     }
-    labels, chosen = ({}, None)
+    labels: dict[int, tuple[bool | None, int]] = {}
+    chosen: int | None = None
     if _is_completion_graph(t):
         labels, chosen = _completion_labels(t.steps, outcome, t.result.stop_reason)
     out: list[CallExample] = []
