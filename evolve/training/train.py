@@ -110,6 +110,9 @@ def train_adapter(
         import torch
 
         torch.set_num_threads(config.threads)
+    import datasets
+
+    datasets.disable_progress_bars()  # tokenizing a few hundred rows: no bars amid ours
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -120,6 +123,9 @@ def train_adapter(
     trainer, chat = _trainer(dataset, base, output_dir, config, tokenizer, fit["max_length"])
     logger = _LogKeeper(progress)
     trainer.add_callback(logger)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # our own progress shows the loss
     checkpoint = _last_checkpoint(output_dir / "checkpoints") if resume else None
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     adapter_dir = _save_adapter(trainer, output_dir / "adapter")
