@@ -46,6 +46,7 @@ KNOWN_GRAPHS: dict[str, str] = {
     "tool_coder": "exapt.agents.graphs.tool_coder:build",
     "text_coder": "exapt.agents.graphs.text_coder:build",
     "completion": "exapt.agents.graphs.completion:build",
+    "web": "exapt.agents.graphs.web:build",  # browser tasks (BrowserGym actions)
 }
 
 
@@ -207,7 +208,9 @@ def is_function_completion(task: Any) -> bool:
 def default_spec_for(model: Model, task: Any = None) -> AgentSpec:
     """The built-in agent that suits ``model``: ``completion`` for base models (on
     function-completion tasks, or when no task is given), ``text_coder`` for other models
-    without tool calling, ``tool_coder`` otherwise."""
+    without tool calling, ``tool_coder`` otherwise; ``web_agent`` for web tasks."""
+    if getattr(task, "language", None) == "web":  # a browser task (exapt.tasks.miniwob)
+        return load_spec("web_agent")
     if getattr(model, "is_base", False) and (task is None or is_function_completion(task)):
         return load_spec("completion")
     if not model.supports_tools or getattr(model, "is_base", False):

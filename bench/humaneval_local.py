@@ -8,8 +8,12 @@ run the docstring's examples in the sandbox, retry with the error). "single gree
 is the same spec with ``retries: 0``: one greedy completion per task, scored the same way —
 the plain-completion baseline, measured in the same run on the same tasks.
 
-Run: ``python bench/humaneval_local.py`` (all 164 tasks; about an hour on 2 cores) or
-``--limit N`` for the first N tasks (the JSON records which).
+The model is served by the local engine ``local`` resolves to (llama.cpp's ``llama-server`` on
+the shipped Q4_K_M GGUF where llama.cpp is built; ``EXAPT_LOCAL_ENGINE`` picks another); the
+JSON records which, its command line and the machine's load before and after.
+
+Run: ``python bench/humaneval_local.py`` (all 164 tasks) or ``--limit N`` for the first N
+tasks (the JSON records which).
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ def main() -> None:
 
     from exapt.agents import load_spec
 
+    load_before = machine_info()["load_avg"]
+
     with tempfile.TemporaryDirectory() as tmp:
         single = load_spec("completion").with_changes(
             name="completion_single_sample",
@@ -92,6 +98,11 @@ def main() -> None:
         ]
 
     ours, base = rows
+    from exapt.agents.models.engine import LocalEngine
+    from exapt.agents.models.local import LocalModel
+
+    engine = LocalModel(None).engine_instance()
+    served = engine.server if isinstance(engine, LocalEngine) else None
     table = Table(title="HumanEval, model local (Gemma 3 270M base)")
     for col in ("", "tasks", "passed", "pass@1", "wall s", "tokens out", "tok/s"):
         table.add_column(col)
@@ -108,6 +119,9 @@ def main() -> None:
     Console().print(table)
     result = {
         "machine": machine_info(),
+        "load_avg_before": load_before,
+        "engine": engine.name,
+        "llama_server_command": served.command(0) if served is not None else None,
         "limit": args.limit,
         "rows": rows,
         "pass_at_1_gain": round(ours["pass_at_1"] - base["pass_at_1"], 4),

@@ -2,7 +2,7 @@
 
 On disk, ``<home>/archive/<name>/``:
 
-- ``archive.sqlite`` (WAL; schema in ``PRAGMA user_version``):
+- ``archive.sqlite`` (WAL; schema in ``archive_schema.py``, versioned in ``PRAGMA user_version``):
   ``meta`` (the run's config, uid, task order, final report), ``entries`` (one per variant:
   parents, generation, slot, operator, status, stage reached, score, cost), ``scores`` (one
   per (variant, task): reward, passed, split, whether it was paid for or cached),
@@ -34,61 +34,20 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from exapt import sqlite
 from exapt.errors import ConfigError
 from exapt.evolve import lineage
+from exapt.evolve.archive_schema import ARCHIVE_SCHEMA as ARCHIVE_SCHEMA
+from exapt.evolve.archive_schema import ensure_schema
 from exapt.evolve.base import Candidate, TaskResult
 from exapt.evolve.entries import STATUSES, ArchiveEntry, Attempt
 from exapt.evolve.variant import Variant
 
-ARCHIVE_SCHEMA = 1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS entries (
-    variant_id   TEXT PRIMARY KEY,
-    parent_ids   TEXT NOT NULL,
-    generation   INTEGER NOT NULL,
-    slot         INTEGER NOT NULL,
-    operator     TEXT NOT NULL,
-    status       TEXT NOT NULL,
-    created      REAL NOT NULL,
-    updated      REAL NOT NULL,
-    data         TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS scores (
-    variant_id TEXT NOT NULL,
-    task_id    TEXT NOT NULL,
-    split      TEXT NOT NULL,
-    reward     REAL NOT NULL,
-    passed     INTEGER NOT NULL,
-    fresh      INTEGER NOT NULL,
-    cost_usd   REAL NOT NULL,
-    tokens     INTEGER NOT NULL,
-    error      TEXT,
-    finished   REAL NOT NULL,
-    data       TEXT NOT NULL,
-    PRIMARY KEY (variant_id, task_id)
-);
-CREATE TABLE IF NOT EXISTS attempts (
-    generation INTEGER NOT NULL,
-    slot       INTEGER NOT NULL,
-    parent_id  TEXT NOT NULL,
-    operator   TEXT NOT NULL,
-    outcome    TEXT NOT NULL,
-    variant_id TEXT,
-    reason     TEXT,
-    cost_usd   REAL NOT NULL,
-    tokens     INTEGER NOT NULL,
-    created    REAL NOT NULL,
-    PRIMARY KEY (generation, slot)
-);
-"""
 
 
 def check_name(name: str) -> str:
@@ -121,25 +80,11 @@ class Archive:
         self.path = root / "archive.sqlite"
         self._lock = threading.RLock()
         self._variants: dict[str, Variant] = {}
-        self._conn = sqlite3.connect(
-            self.path, timeout=30.0, check_same_thread=False, isolation_level=None
-        )
+        self._conn = sqlite.connect(self.path)
         try:
-            self._conn.execute("PRAGMA busy_timeout = 30000")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+            sqlite.use_wal(self._conn)
             with self._tx() as conn:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > ARCHIVE_SCHEMA:
-                    raise ConfigError(
-                        f"{self.path} has archive schema {version}; this exapt reads up to "
-                        f"{ARCHIVE_SCHEMA}",
-                        hint="upgrade exapt",
-                    )
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {ARCHIVE_SCHEMA}")
+                ensure_schema(conn, self.path)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise ConfigError(f"{self.path} is not an exapt archive: {exc}") from exc
@@ -184,20 +129,11 @@ class Archive:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite.transaction(self._conn, self._lock)
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        return sqlite.query(self._conn, self._lock, sql, params)
 
     # --- meta ------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from exapt import sqlite
 from exapt.errors import ConfigError
 from exapt.evolve.base import TaskResult
 from exapt.records import Task
@@ -89,27 +90,18 @@ class EvalCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=30.0, check_same_thread=False, isolation_level=None
-        )
+        self._conn = sqlite.connect(self.path)
         try:
-            self._conn.execute("PRAGMA busy_timeout = 30000")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            sqlite.use_wal(self._conn)
+            with sqlite.transaction(self._conn, self._lock) as conn:
+                version = sqlite.user_version(conn)
                 if version > CACHE_SCHEMA:
-                    self._conn.execute("ROLLBACK")
                     raise ConfigError(
                         f"{self.path} has cache schema {version}; this exapt reads {CACHE_SCHEMA}",
                         hint="upgrade exapt, or move the file away (it is only a cache)",
                     )
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._conn.execute(statement)
-                self._conn.execute(f"PRAGMA user_version = {CACHE_SCHEMA}")
-                self._conn.execute("COMMIT")
+                sqlite.run_script(conn, _SCHEMA)
+                conn.execute(f"PRAGMA user_version = {CACHE_SCHEMA}")
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise ConfigError(
@@ -123,13 +115,12 @@ class EvalCache:
 
     def get(self, key: str) -> tuple[TaskResult, str] | None:
         """The cached result of ``key`` and the origin that paid for it, or None."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT data, origin FROM results WHERE key = ?", (key,)
-            ).fetchone()
-        if row is None:
+        rows = sqlite.query(
+            self._conn, self._lock, "SELECT data, origin FROM results WHERE key = ?", (key,)
+        )
+        if not rows:
             return None
-        return TaskResult.model_validate_json(row[0]), str(row[1])
+        return TaskResult.model_validate_json(rows[0][0]), str(rows[0][1])
 
     def put(self, key: str, result: TaskResult, *, model: str, seed: int, scorer: str,
             origin: str) -> None:  # fmt: skip
@@ -146,10 +137,8 @@ class EvalCache:
 
     def spend(self, origin: str) -> dict[str, Any]:
         """What the evaluations ``origin`` paid for cost: count, USD, tokens."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT data FROM results WHERE origin = ?", (origin,)
-            ).fetchall()
+        sql = "SELECT data FROM results WHERE origin = ?"
+        rows = sqlite.query(self._conn, self._lock, sql, (origin,))
         results = [json.loads(r[0]) for r in rows]
         return {
             "evaluations": len(results),
@@ -159,5 +148,4 @@ class EvalCache:
         }
 
     def count(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+        return int(sqlite.query(self._conn, self._lock, "SELECT COUNT(*) FROM results")[0][0])

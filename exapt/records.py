@@ -69,7 +69,9 @@ class Score(BaseModel):
     (never an exit status alone); ``evidence`` says what that evidence is:
 
     - ``"judge"``: counted by a judge the solution could not reach (the Python judge: the
-      tests ran in another process, the solution's answers came as plain data);
+      tests ran in another process, the solution's answers came as plain data; for web
+      tasks, the browser environment's own reading of the task's reward, which no agent
+      action can write);
     - ``"report"``: the test framework's own structured report, with the number and names
       of the tests the host counted in the task's test files; the framework runs in the
       solution's process (compiled languages, JavaScript), so code that sets out to forge

@@ -37,13 +37,13 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from exapt import sqlite
 from exapt.errors import ConfigError
 from exapt.memory.trajectory_pack import Packer, unpack
 from exapt.memory.trajectory_schema import ensure_schema
@@ -81,9 +81,7 @@ class TrajectoryStore:
         self._lock = threading.RLock()
         # One connection shared under a lock: SQLite serialises writers anyway, and a lock is
         # simpler to reason about than per-thread connections that must all be closed.
-        self._conn = sqlite3.connect(
-            self.path, timeout=30.0, check_same_thread=False, isolation_level=None
-        )
+        self._conn = sqlite.connect(self.path)
         try:
             self._init_schema()
         except sqlite3.DatabaseError as exc:
@@ -95,27 +93,16 @@ class TrajectoryStore:
 
     def _init_schema(self) -> None:
         conn = self._conn
-        conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA journal_mode = WAL")  # must run outside a transaction
-        conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL
+        sqlite.use_wal(conn)
         with self._transaction():  # two processes opening a new file create it once
             ensure_schema(conn, self.path)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT under the lock; ROLLBACK on any error."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        return sqlite.transaction(self._conn, self._lock)
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        return sqlite.query(self._conn, self._lock, sql, params)
 
     def close(self) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from exapt.errors import ConfigError
+from exapt.sqlite import run_script, user_version
 
 STORE_SCHEMA = 2
 
@@ -73,7 +74,7 @@ _OUR_NAMES = {
 def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
     """Create the schema in a new file, upgrade an older one, refuse a newer or a foreign
     one (``ConfigError`` naming ``path``). Runs inside the caller's transaction."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    version = user_version(conn)
     if version > STORE_SCHEMA:
         raise ConfigError(
             f"{path} has trajectory schema {version}; this exapt reads up to {STORE_SCHEMA}",
@@ -82,7 +83,7 @@ def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
     if version == STORE_SCHEMA:
         return
     if version == 1:  # schema 2 only adds a table and an index
-        _run_script(conn, _SCHEMA_2)
+        run_script(conn, _SCHEMA_2)
         conn.execute(f"PRAGMA user_version = {STORE_SCHEMA}")
         return
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
@@ -92,12 +93,5 @@ def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
             f"{path} is a SQLite file of something else (tables: {', '.join(sorted(foreign))})",
             hint="point EXAPT_HOME at another folder, or move this file away",
         )
-    _run_script(conn, _SCHEMA + _SCHEMA_2)
+    run_script(conn, _SCHEMA + _SCHEMA_2)
     conn.execute(f"PRAGMA user_version = {STORE_SCHEMA}")
-
-
-def _run_script(conn: sqlite3.Connection, script: str) -> None:
-    # executescript() would COMMIT the open transaction first: run statement by statement.
-    for statement in script.split(";"):
-        if statement.strip():
-            conn.execute(statement)

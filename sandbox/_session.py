@@ -36,16 +36,14 @@ from pathlib import Path
 from exapt.sandbox._capture import Capped
 from exapt.sandbox._cgroup import Cgroup
 from exapt.sandbox._channels import Channel, SessionDied
+from exapt.sandbox._privs import NOBODY, setpriv_argv
 from exapt.sandbox._process import Captured
 
 IO_INNER = "/run/exapt/io"
 #: the uid of a bwrap session's server (the commands run as 65534)
 SERVER_UID = 65533
 #: how the server drops each command to uid 65534 with no capabilities at all
-DROP = (
-    "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs "
-    "--inh-caps=-all --ambient-caps=-all --"
-)
+DROP = " ".join(setpriv_argv(NOBODY, ambient=True, bounding=False))
 # $1 = the session script (see _process._BODY), $2 = the cwd file inside. The request file
 # sets the command's argv, cwd and environment in the subshell, which then becomes the
 # command (its stdio already redirected to the request's own files).

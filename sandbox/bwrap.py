@@ -36,6 +36,7 @@ from typing import ClassVar
 from exapt.errors import ConfigError, UnavailableError
 from exapt.sandbox._channels import ProcessChannel, SessionDied
 from exapt.sandbox._host import HostSandbox
+from exapt.sandbox._privs import SETPRIV, setpriv_argv
 from exapt.sandbox._process import session_script
 from exapt.sandbox._session import (
     _SERVER,
@@ -59,7 +60,6 @@ from exapt.sandbox.base import (
     SandboxError,
 )
 
-SETPRIV = "/usr/bin/setpriv"
 CWD_FILE = "/run/exapt/cwd"
 # /etc entries programs need to start (linker cache, java/alternatives links, time zone).
 # Deliberately absent: passwd/group (our own are bound), shadow, ssh, sudoers, machine-id.
@@ -201,22 +201,13 @@ class BwrapSandbox(HostSandbox):
         os.chown(io_dir, *server)
         argv, _ = self._argv("true", dict(DEFAULT_ENV))
         cut = argv.index(SETPRIV)
-        caps = "-all,+setuid,+setgid"
         argv = [
             *self._launch_prefix(),
             *argv[:cut],
             "--ro-bind",
             str(io_dir),
             IO_INNER,
-            SETPRIV,
-            f"--reuid={SERVER_UID}",
-            f"--regid={SERVER_UID}",
-            "--clear-groups",
-            "--no-new-privs",
-            f"--inh-caps={caps}",
-            f"--ambient-caps={caps}",
-            f"--bounding-set={caps}",
-            "--",
+            *setpriv_argv(SERVER_UID, "-all,+setuid,+setgid", ambient=True),
             "/bin/sh",
             "-c",
             _SERVER,
@@ -303,16 +294,7 @@ class BwrapSandbox(HostSandbox):
         for key, value in env.items():
             argv += ["--setenv", key, value]
         if os.geteuid() == 0:
-            argv += [
-                SETPRIV,
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--no-new-privs",
-                "--inh-caps=-all",
-                "--bounding-set=-all",
-                "--",
-            ]
+            argv += setpriv_argv()
         argv += ["/bin/sh", "-c", self._script, "exapt-session", *self._session_args(cmd)]
         return argv, {}
 

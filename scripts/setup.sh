@@ -47,4 +47,17 @@ python -m pip install -q --upgrade pip
 # multi-GB CUDA build. Then everything else in ONE resolve (see ENVIRONMENT notes in README).
 python -m pip install -q torch==2.13.0
 python -m pip install -q -e '.[dev]'
+# >>> llama.cpp: the local model engine (issue 9) -------------------------------------------
+# llama-server, built once from the llama.cpp sources in PyPI's llama-cpp-python sdist, with its
+# GGUF converters, into ~/.cache/exapt/llama.cpp-0.3.36 (or $EXAPT_LLAMA_CPP), where exapt finds
+# it. About 3-5 min on 2 cores the first time; later runs check the binary and a stamp only.
+llama_missing=()
+for pkg in cmake g++ make; do dpkg -s "$pkg" >/dev/null 2>&1 || llama_missing+=("$pkg"); done
+if [ ${#llama_missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${llama_missing[@]}" >/dev/null
+fi
+bash scripts/build_llama_cpp.sh "$PWD/.venv/bin/python"
+# <<< llama.cpp --------------------------------------------------------------------------------
 echo "exapt setup: done ($(python -c 'import exapt; print("exapt", exapt.__version__)'))"

@@ -22,7 +22,7 @@ from exapt.tasks.command import sandbox_factory, suite_sandbox_factory
 from exapt.tasks.splits import SPLITS, split_of, split_tasks
 
 #: Suite names ``load_suite`` understands; ``PATH`` is a file or folder on this machine.
-SUITES: tuple[str, ...] = ("humaneval", "polyglot:PATH", "jsonl:PATH")
+SUITES: tuple[str, ...] = ("humaneval", "polyglot:PATH", "jsonl:PATH", "miniwob[:OPTIONS]")
 
 __all__ = [
     "SPLITS",
@@ -56,6 +56,10 @@ def load_suite(spec: str) -> Suite:
         from exapt.tasks.humaneval import HumanEvalSuite
 
         return HumanEvalSuite()
+    if kind == "miniwob":  # web tasks in a browser (exapt.tasks.miniwob)
+        from exapt.tasks.miniwob import MiniWoBSuite
+
+        return MiniWoBSuite.from_spec(arg)
     if kind in ("polyglot", "jsonl"):
         if not arg.strip():
             raise ConfigError(f"suite {spec!r} needs a path", hint=f"write it as {kind}:PATH")

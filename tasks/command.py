@@ -139,6 +139,9 @@ def suite_sandbox_factory(suite: object, backend: str = "default") -> SandboxFac
     Example:
         score = suite.scorer().score(task, snapshot, suite_sandbox_factory(suite))
     """
+    own = getattr(suite, "environment_factory", None)
+    if callable(own):  # a suite with its own environment (miniwob: a browser episode)
+        return own(backend)  # type: ignore[no-any-return]
     limits = getattr(suite, "limits", None)
     binds = getattr(suite, "ro_binds", None)
     return sandbox_factory(

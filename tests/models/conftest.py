@@ -1,8 +1,9 @@
-"""Fixtures for the model tests: a tiny checkpoint and its server, in a temp exapt home.
+"""Fixtures for the model tests: a tiny checkpoint, served by both local engines, in a temp
+exapt home.
 
-The tiny checkpoint and its server are built once per session (a few seconds). The real
-Gemma test uses the real home instead (``REAL_HOME``), so its one-time conversion is cached
-where users find it: ``<home>/models/gemma3-270m/``.
+The tiny checkpoint, its GGUF conversion and its servers are built once per session (seconds).
+The real Gemma tests use the real home instead (``REAL_HOME``), so its one-time preparation is
+cached where users find it: ``<home>/models/``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from pathlib import Path
 import pytest
 
 import exapt  # noqa: F401  (offline environment first)
-from exapt.agents.models.local import LocalServer
+from exapt.agents.models.engine import LocalEngine
+from exapt.agents.models.llama_cpp import LlamaCpp, find_llama_cpp
+from exapt.agents.models.local import LocalModel
 from exapt.agents.models.tiny import build_tiny_checkpoint
+from exapt.agents.models.transformers_engine import TransformersServer
+from exapt.errors import UnavailableError
 
 # Captured before any fixture points EXAPT_HOME at a temp folder.
 REAL_HOME = Path(os.environ.get("EXAPT_HOME", ".exapt")).expanduser().resolve()
@@ -41,7 +46,32 @@ def tiny_checkpoint(tiny_home: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_server(tiny_checkpoint: Path) -> Iterator[LocalServer]:
-    server = LocalServer.shared(tiny_checkpoint)
+def llama_cpp() -> LlamaCpp:
+    """The llama.cpp toolchain; skips (naming what is missing) where it is not built."""
+    try:
+        return find_llama_cpp()
+    except UnavailableError as exc:
+        pytest.skip(f"llama.cpp is not built on this machine: {exc}")
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_checkpoint: Path) -> Iterator[TransformersServer]:
+    """The transformers engine's server for the tiny checkpoint."""
+    server: TransformersServer = TransformersServer.shared(tiny_checkpoint)
     with server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_checkpoint: Path, llama_cpp: LlamaCpp) -> Iterator[LocalEngine]:
+    """The llama engine for the tiny checkpoint (converted to GGUF once), started."""
+    engine = LocalEngine.shared(tiny_checkpoint)
+    engine.start()
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture()
+def tiny_llama(tiny_engine: LocalEngine, tiny_checkpoint: Path) -> LocalModel:
+    """``local:<tiny>`` on the llama engine."""
+    return LocalModel(tiny_checkpoint, engine="llama")

@@ -1,5 +1,5 @@
-"""The local path over real HTTP: a tiny checkpoint served by our LocalServer, reached through
-LiteLLMModel (the same code path as any hosted model)."""
+"""The transformers engine over real HTTP: a tiny checkpoint served by our own server over
+``model.generate`` (``TransformersServer``), reached through ``LocalModel``."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from exapt.agents.models import LocalServer, ModelError, ModelReply, resolve_model
+from exapt.agents.models import ModelError, ModelReply, resolve_model
 from exapt.agents.models.base import ContextWindowExceeded
-from exapt.agents.models.server import _tool_call
+from exapt.agents.models.chat_prompt import tool_call
 from exapt.agents.models.tiny import build_tiny_checkpoint
+from exapt.agents.models.transformers_engine import TransformersServer
 from exapt.errors import UnavailableError
 
 
@@ -40,8 +41,10 @@ def _generate(checkpoint: Path, prompt: str, max_new_tokens: int) -> tuple[str, 
     return str(tokenizer.decode(new, skip_special_tokens=True)), int(ids["input_ids"].shape[1])
 
 
-def test_complete_matches_plain_generate(tiny_checkpoint: Path, tiny_server: LocalServer) -> None:
-    model = resolve_model(f"local:{tiny_checkpoint}")
+def test_complete_matches_plain_generate(
+    tiny_checkpoint: Path, tiny_server: TransformersServer
+) -> None:
+    model = resolve_model(f"local:{tiny_checkpoint}", engine="transformers")
     assert model.name == f"local:{tiny_checkpoint}" and not model.supports_tools
     assert not model.is_base  # the tiny checkpoint has a chat template
     prompt = "def add(a, b):\n    return"
@@ -52,8 +55,10 @@ def test_complete_matches_plain_generate(tiny_checkpoint: Path, tiny_server: Loc
     assert reply.cost_usd == 0.0 and reply.duration_s > 0 and reply.model == model.name
 
 
-def test_stop_sequences_end_the_text_early(tiny_checkpoint: Path, tiny_server: LocalServer) -> None:
-    model = resolve_model(f"local:{tiny_checkpoint}")
+def test_stop_sequences_end_the_text_early(
+    tiny_checkpoint: Path, tiny_server: TransformersServer
+) -> None:
+    model = resolve_model(f"local:{tiny_checkpoint}", engine="transformers")
     prompt = "for i in range(10):"
     full = model.complete(prompt, max_tokens=16, temperature=0)
     assert len(full.text) >= 4, full
@@ -66,10 +71,12 @@ def test_stop_sequences_end_the_text_early(tiny_checkpoint: Path, tiny_server: L
     assert cut.finish_reason == "stop" and cut.tokens_out < full.tokens_out
 
 
-def test_chat_uses_the_chat_template(tiny_checkpoint: Path, tiny_server: LocalServer) -> None:
+def test_chat_uses_the_chat_template(
+    tiny_checkpoint: Path, tiny_server: TransformersServer
+) -> None:
     from transformers import AutoTokenizer
 
-    model = resolve_model(f"local:{tiny_checkpoint}")
+    model = resolve_model(f"local:{tiny_checkpoint}", engine="transformers")
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}]
     reply = model.chat(messages, max_tokens=6, temperature=0)
     tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
@@ -80,8 +87,10 @@ def test_chat_uses_the_chat_template(tiny_checkpoint: Path, tiny_server: LocalSe
     assert 0 < sampled.tokens_out <= 6
 
 
-def test_concurrent_requests_share_batches(tiny_checkpoint: Path, tiny_server: LocalServer) -> None:
-    model = resolve_model(f"local:{tiny_checkpoint}")
+def test_concurrent_requests_share_batches(
+    tiny_checkpoint: Path, tiny_server: TransformersServer
+) -> None:
+    model = resolve_model(f"local:{tiny_checkpoint}", engine="transformers")
     prompt = "class Counter:"
     alone = model.complete(prompt, max_tokens=10, temperature=0)
     start = threading.Barrier(4)
@@ -107,7 +116,7 @@ def test_concurrent_requests_share_batches(tiny_checkpoint: Path, tiny_server: L
     assert max(sizes) >= 2, f"no request was batched with another: {sizes}"
 
 
-def test_http_api_details(tiny_server: LocalServer) -> None:
+def test_http_api_details(tiny_server: TransformersServer) -> None:
     assert tiny_server.running()
     with httpx.Client(base_url=tiny_server.url, timeout=60) as client:
         assert client.get("/models").json()["data"][0]["object"] == "model"
@@ -124,11 +133,11 @@ def test_http_api_details(tiny_server: LocalServer) -> None:
 
 def test_tool_call_replies_are_recognised() -> None:
     tools: list[dict[str, Any]] = [{"type": "function", "function": {"name": "run"}}]
-    call = _tool_call('```json\n{"name": "run", "arguments": {"cmd": "ls"}}\n```', tools)
+    call = tool_call('```json\n{"name": "run", "arguments": {"cmd": "ls"}}\n```', tools)
     assert call is not None and call["function"]["name"] == "run"
     assert json.loads(call["function"]["arguments"]) == {"cmd": "ls"}
-    assert _tool_call('{"name": "other", "arguments": {}}', tools) is None
-    assert _tool_call("plain text", tools) is None
+    assert tool_call('{"name": "other", "arguments": {}}', tools) is None
+    assert tool_call("plain text", tools) is None
 
 
 def test_a_server_that_fails_to_start_reports_its_log(tiny_home: Path) -> None:
@@ -137,17 +146,17 @@ def test_a_server_that_fails_to_start_reports_its_log(tiny_home: Path) -> None:
     (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
     started = time.monotonic()
     with pytest.raises(ModelError) as caught:
-        LocalServer(broken, startup_timeout=120).start()
+        TransformersServer(broken, startup_timeout=120).start()
     assert "exited with code" in str(caught.value) and "no-such-architecture" in str(caught.value)
     assert isinstance(caught.value, UnavailableError)  # a LocalServerError: both kinds
     assert time.monotonic() - started < 120
     with pytest.raises(ModelError, match=r"no config\.json"):
-        LocalServer(tiny_home / "missing").start()
+        TransformersServer(tiny_home / "missing").start()
 
 
 def test_a_dead_server_is_restarted_and_the_context_manager_stops_it(tiny_home: Path) -> None:
     checkpoint = build_tiny_checkpoint(tiny_home / "tiny-2", seed=1)
-    with LocalServer(checkpoint, startup_timeout=120) as server:
+    with TransformersServer(checkpoint, startup_timeout=120) as server:
         assert server.running() and server.url.startswith("http://127.0.0.1:")
         first = server._process
         assert first is not None
@@ -171,8 +180,8 @@ def _gone(pid: int) -> bool:
 def test_the_server_exits_when_its_parent_is_killed(tiny_checkpoint: Path) -> None:
     script = (
         "import sys, time, exapt\n"
-        "from exapt.agents.models.local import LocalServer\n"
-        "server = LocalServer(sys.argv[1], startup_timeout=120).start()\n"
+        "from exapt.agents.models.transformers_engine import TransformersServer\n"
+        "server = TransformersServer(sys.argv[1], startup_timeout=120).start()\n"
         "print(server._process.pid, flush=True)\n"
         "time.sleep(600)\n"
     )
@@ -194,9 +203,9 @@ def test_the_server_exits_when_its_parent_is_killed(tiny_checkpoint: Path) -> No
 
 
 def test_a_prompt_past_the_context_window_is_context_window_exceeded(
-    tiny_checkpoint: Path, tiny_server: LocalServer
+    tiny_checkpoint: Path, tiny_server: TransformersServer
 ) -> None:
-    model = resolve_model(f"local:{tiny_checkpoint}")
+    model = resolve_model(f"local:{tiny_checkpoint}", engine="transformers")
     with pytest.raises(ContextWindowExceeded) as caught:
         model.complete("word " * 3000, max_tokens=8, temperature=0)
     assert "context window" in caught.value.message
