@@ -37,7 +37,9 @@ def scripted_server() -> ModelServer:
 
 def test_completions_and_chat_are_answered_by_the_model(scripted_server: ModelServer) -> None:
     url = scripted_server.url
-    done = httpx.post(f"{url}/completions", json={"prompt": "def add(a, b):\n", "stop": "\n"})
+    done = httpx.post(
+        f"{url}/completions", json={"prompt": "def add(a, b):\n", "stop": "\n"}, timeout=120
+    )
     assert done.status_code == 200
     body = done.json()
     assert body["choices"][0]["text"] == "    return a + b" and body["model"] == "policy:toy-r1"
@@ -45,6 +47,7 @@ def test_completions_and_chat_are_answered_by_the_model(scripted_server: ModelSe
     chat = httpx.post(
         f"{url}/chat/completions",
         json={"model": "policy:toy-r1", "messages": [{"role": "user", "content": "call a tool"}]},
+        timeout=120,
     ).json()
     call = chat["choices"][0]["message"]["tool_calls"][0]
     assert chat["choices"][0]["finish_reason"] == "tool_calls"
@@ -71,12 +74,12 @@ def test_what_a_client_gets_for_bad_requests(scripted_server: ModelServer) -> No
         ("/embeddings", {"input": "x"}, 404, "no route"),
     ]
     for path, body, status, message in cases:
-        response = httpx.post(url + path, json=body)
+        response = httpx.post(url + path, json=body, timeout=120)
         assert response.status_code == status, (path, body, response.text)
         assert message in response.json()["error"]["message"]
-    bad_json = httpx.post(f"{url}/completions", content=b"{not json")
+    bad_json = httpx.post(f"{url}/completions", content=b"{not json", timeout=120)
     assert bad_json.status_code == 400
-    huge = httpx.post(f"{url}/completions", content=b"x" * (9 << 20))
+    huge = httpx.post(f"{url}/completions", content=b"x" * (9 << 20), timeout=120)
     assert huge.status_code == 413
 
 
@@ -105,7 +108,9 @@ def test_exapt_serve_serves_a_policy_until_interrupted(
         while "serving" not in line and time.monotonic() < deadline:
             line = proc.stderr.readline()
         url = line.split(" at ")[1].split(" ")[0]
-        reply = httpx.post(f"{url}/completions", json={"prompt": "def f(", "max_tokens": 4})
+        reply = httpx.post(
+            f"{url}/completions", json={"prompt": "def f(", "max_tokens": 4}, timeout=120
+        )
         assert reply.status_code == 200 and reply.json()["choices"][0]["text"].startswith("toy-r1@")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
