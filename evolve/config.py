@@ -62,6 +62,11 @@ class EvolveConfig(BaseModel):
     novelty_threshold: float = Field(0.985, gt=0, le=1)
     embedder: str | None = "minilm"
     final_test: bool = True
+    finetune_every: int | None = Field(
+        None, ge=1, description="every N generations a child whose model is a LoRA policy "
+        "trained on the archive's trusted passes (exapt.evolve.finetune)",
+    )  # fmt: skip
+    finetune_method: str = Field("sft", description="sft | rerest | dpo | kto")
 
     @field_validator("operator_choice")
     @classmethod

@@ -198,7 +198,8 @@ class EngineEvaluator:
             max_tokens=getattr(left, "max_tokens", None),
             max_wall_s=getattr(left, "max_wall_s", None),
         )
-        target = Target(model=self.model_obj, suite=self.suite, sandbox=self.sandbox, spec=spec)
+        target = Target(model=self._model_of(spec), suite=self.suite, sandbox=self.sandbox,
+                        spec=spec)  # fmt: skip
 
         def stored(attempt: Any) -> None:  # the engine has just stored it
             t = attempt.trajectory
@@ -211,6 +212,12 @@ class EngineEvaluator:
             target, tasks, run_id=self.run_id(variant), budget=budget, on_attempt=stored
         )
         outcomes.append(outcome)
+
+    def _model_of(self, spec: Any) -> Any:
+        """The run's model, or the variant's own ``policy:NAME`` (a LoRA policy child; its
+        variant id, hence its cache key, names the policy)."""
+        own = str(getattr(spec, "model", None) or "")
+        return resolve(own, None) if own.startswith("policy:") else self.model_obj
 
     def _tag(self, job: Any, attempt: Any) -> None:
         """Mark an attempt with its cache key before the engine stores it."""

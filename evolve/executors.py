@@ -225,8 +225,11 @@ class RayExecutor(_Scheduler):
     def _launch(self, job: Any, outer: Future[Any]) -> Any:
         if not self._names:
             raise ConfigError("RayExecutor.configure(model=, suite=, backend=) was not called")
+        names = {**self._names, "model": getattr(job.model, "name", self._names["model"])}
+        if str(names["model"]).startswith("policy:"):  # a policy child: no api_base applies
+            names["api_base"] = None
         named = NamedJob(task=job.task, trial=job.trial, spec=job.spec, run_id=job.run_id,
-                         budget=job.budget, **self._names)  # fmt: skip
+                         budget=job.budget, **names)  # fmt: skip
         ref = self._remote.remote(named)
         inner: Future[Any] = ref.future()
 

@@ -85,6 +85,7 @@ class Evolution:
         self._wall_before = float(archive.meta("wall_s", 0.0))
         self._last_wall_save = time.monotonic()
         self.gate = BudgetGate(self)
+        self.finetune: Operator | None = None  # exapt.evolve.finetune, with --finetune-every
         self.ctx = ArchiveContext(
             archive,
             evaluator,
@@ -171,7 +172,7 @@ class Evolution:
     def _generation(self, g: int) -> None:
         done = {a.slot for a in self.archive.attempts(g)}
         done |= {e.slot for e in self.archive.entries() if e.generation == g}
-        if len(done) < self.config.children:
+        if len(done & set(range(self.config.children))) < self.config.children:
             population = self.population(g - 1)
             parents = self.selector.select(
                 population, self.config.children, random.Random(f"{self.config.seed}:select:{g}")
@@ -181,6 +182,13 @@ class Evolution:
                 if slot in done or self.status != "running":
                     continue
                 self._make_child(g, slot, parent_id, history)
+        every = self.config.finetune_every
+        slot = self.config.children  # one slot more: the policy child
+        due = self.finetune is not None and every and g % every == 0 and slot not in done
+        if due and self.status == "running":
+            self.finetune.generation = g  # type: ignore[union-attr]
+            best = max(self.population(g - 1), key=lambda c: (c.eligible, c.score))
+            self._make_child(g, slot, best.variant_id, self.history(g - 1), forced=self.finetune)
         children = [
             e for e in self.archive.entries()
             if e.generation == g and e.status in ("pending", "evaluating")
@@ -188,15 +196,18 @@ class Evolution:
         self._evaluate_staged(children)
         self._progress(f"generation {g} done")
 
-    def _make_child(self, g: int, slot: int, parent_id: str, history: list[Use]) -> None:
+    def _make_child(
+        self, g: int, slot: int, parent_id: str, history: list[Use],
+        forced: Operator | None = None,
+    ) -> None:  # fmt: skip
         parent = self.archive.variant(parent_id)
         rng = random.Random(f"{self.config.seed}:mutate:{g}:{slot}")
         proposal: Proposal | None = None
         tried: list[str] = []
         cost, tokens = 0.0, 0
-        for _ in range(2 * len(self.operators)):
-            name = self.choice.pick(history, rng)
-            operator = self.operators[name]
+        for _ in range(1 if forced else 2 * len(self.operators)):
+            name = forced.name if forced else self.choice.pick(history, rng)
+            operator = forced or self.operators[name]
             proposal = operator.propose(parent, self.ctx, rng)
             skip_cost = getattr(operator, "skip_cost", (0.0, 0))
             if proposal is not None:

@@ -103,6 +103,14 @@ def _build(
     operators = {
         name: make_operator(name, **_options(name, config)) for name in sorted(config.operators)
     }
+    finetune = None
+    if config.finetune_every:  # before the archive exists: a model that cannot train is refused
+        from exapt.evolve.finetune import FinetuneOperator
+
+        finetune = FinetuneOperator(
+            archive=config.archive, model=config.model, feedback_split=config.feedback_split,
+            method=config.finetune_method,
+        )  # fmt: skip
     seed_variant = _seed_variant(config, archive)
     backend = _backend(config.sandbox)
     model_kind = _model_kind(config.model)
@@ -125,7 +133,7 @@ def _build(
     )
     mutator_name = config.mutator_model or config.model
     mutator_base = config.mutator_api_base if config.mutator_model else config.api_base
-    return Evolution(
+    evolution = Evolution(
         config,
         archive,
         evaluator,
@@ -138,6 +146,8 @@ def _build(
         mutator=lambda: resolve(mutator_name, mutator_base),
         on_progress=on_progress,
     )
+    evolution.finetune = finetune
+    return evolution
 
 
 def _options(operator: str, config: EvolveConfig) -> dict[str, Any]:

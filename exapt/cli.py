@@ -25,11 +25,14 @@ app = typer.Typer(
 from exapt.commands import archive as _archive  # noqa: E402
 from exapt.commands import doctor as _doctor  # noqa: E402
 from exapt.commands import evolve as _evolve  # noqa: E402
+from exapt.commands import improve as _improve  # noqa: E402
 from exapt.commands import memory as _memory  # noqa: E402
+from exapt.commands import policy as _policy  # noqa: E402
 from exapt.commands import report as _report  # noqa: E402
 from exapt.commands import run as _run  # noqa: E402
 from exapt.commands import runs as _runs  # noqa: E402
 from exapt.commands import sandbox as _sandbox  # noqa: E402
+from exapt.commands import serve as _serve  # noqa: E402
 from exapt.commands import variant as _variant  # noqa: E402
 
 app.command("doctor")(_doctor.doctor)
@@ -41,6 +44,9 @@ app.command("evolve")(_evolve.evolve)
 app.add_typer(_archive.app, name="archive")
 app.command("report")(_report.report)
 app.add_typer(_variant.app, name="variant")
+app.add_typer(_policy.app, name="policy")
+app.command("improve")(_improve.improve)
+app.command("serve")(_serve.serve)
 
 
 def main() -> None:

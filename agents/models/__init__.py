@@ -10,6 +10,7 @@ Names:
 - ``local+adapter:NAME`` / ``local:PATH+adapter:NAME`` — a LoRA adapter on that base, served per
   request by the same server (``LocalEngine.add_adapter`` registers NAME; a peft folder path
   works as NAME too);
+- ``policy:NAME`` — a LoRA policy of ``<home>/policies/`` (``policy.py``): its base + adapter;
 - any litellm model string (``openai/gpt-4o-mini``, ``anthropic/...``, ``ollama/...``,
   ``hosted_vllm/...`` with ``api_base=``).
 
@@ -101,6 +102,10 @@ def resolve_model(name: str, *, api_base: str | None = None, **params: Any) -> M
         resolve_model("openai/my-model", api_base="http://127.0.0.1:8000/v1")
     """
     name = name.strip()
+    if name.startswith("policy:"):  # a LoRA policy of <home>/policies (evolve writes them)
+        from exapt.agents.models.policy import policy_model
+
+        return policy_model(name.removeprefix("policy:"), api_base=api_base, **params)
     if name == "local" or name.startswith(("local:", "local+")):
         from exapt.agents.models.local import LocalModel
 

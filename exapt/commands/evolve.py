@@ -104,6 +104,16 @@ def evolve(
     job_timeout: Annotated[
         float | None, typer.Option(help="seconds before an attempt counts as hung (1800)")
     ] = None,
+    finetune_every: Annotated[
+        int | None,
+        typer.Option(
+            help="every N generations, a child on a LoRA policy trained on the "
+            "archive's trusted passes (local models)"
+        ),
+    ] = None,
+    finetune_method: Annotated[
+        str | None, typer.Option(help="sft | rerest | dpo | kto (sft)")
+    ] = None,
     novelty: Annotated[
         bool, typer.Option("--novelty/--no-novelty", help="embedding near-duplicate filter")
     ] = True,
@@ -138,6 +148,7 @@ def evolve(
         "sandbox": sandbox, "executor": executor,
         "workers": workers, "budget_usd": budget_usd, "max_tokens": max_tokens,
         "max_hours": max_hours, "max_evals": max_evals, "job_timeout_s": job_timeout,
+        "finetune_every": finetune_every, "finetune_method": finetune_method,
     }  # fmt: skip
     err = _console(stderr=True)
     progress = _Progress(err)
