@@ -33,7 +33,6 @@ Example:
 from __future__ import annotations
 
 import json
-import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -44,15 +43,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from exapt import paths
 from exapt.agents.models.chat_prompt import ChatPrompt
+from exapt.agents.models.local_names import ADAPTER_SEPARATOR, check_adapter_name, is_adapter_path
 from exapt.agents.models.server_process import LocalServer, LocalServerError
 from exapt.errors import ConfigError
 
 if TYPE_CHECKING:
     from exapt.agents.models.llama_server import LlamaServer
     from exapt.agents.models.local import LocalModel
-
-ADAPTER_SEPARATOR = "+adapter:"
-_ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class Route(NamedTuple):
@@ -87,19 +84,6 @@ class _Generation:
     def lora(self, adapter: str | None) -> list[dict[str, Any]]:
         """The request's ``lora`` field: the adapter at scale 1, every other one at 0."""
         return [{"id": i, "scale": 1.0 if name == adapter else 0.0} for name, i in self.ids.items()]
-
-
-def is_adapter_path(reference: str) -> bool:
-    return "/" in reference or reference.startswith(("~", "."))
-
-
-def check_adapter_name(name: str) -> str:
-    if not _ADAPTER_NAME.fullmatch(name):
-        raise ConfigError(
-            f"bad LoRA adapter name {name!r}",
-            hint="use letters, digits, '.', '_' and '-' (or give a peft folder path with a '/')",
-        )
-    return name
 
 
 def registry_dir() -> Path:

@@ -1,8 +1,8 @@
 """``LocalModel``: the models exapt serves itself on 127.0.0.1, started on first use.
 
-Model strings: ``local`` (the embedded Gemma 3 270M, a base model), ``local:PATH`` (a
-transformers checkpoint folder, or a ``.gguf`` file), each optionally followed by
-``+adapter:NAME`` (a LoRA adapter registered with ``LocalEngine.add_adapter``) or
+Model strings (parsed in ``local_names.py``): ``local`` (the embedded Gemma 3 270M, a base
+model), ``local:PATH`` (a transformers checkpoint folder, or a ``.gguf`` file), each optionally
+followed by ``+adapter:NAME`` (a LoRA adapter registered with ``LocalEngine.add_adapter``) or
 ``+adapter:PATH`` (a peft adapter folder), e.g. ``local+adapter:sft-1``.
 
 Engines (``engine=`` or ``EXAPT_LOCAL_ENGINE``):
@@ -28,7 +28,6 @@ starts it again).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -42,19 +41,21 @@ from exapt.agents.models.base import (
     ToolCall,
 )
 from exapt.agents.models.chat_prompt import tool_call
-from exapt.agents.models.engine import (
-    ADAPTER_SEPARATOR,
-    LocalEngine,
-    check_adapter_name,
-    is_adapter_path,
-    note,
-)
+from exapt.agents.models.engine import LocalEngine, note
 from exapt.agents.models.gemma import (  # noqa: F401  (re-exported: where they used to live)
     ensure_gemma_checkpoint,
     ensure_gemma_gguf,
     gemma_checkpoint_dir,
 )
 from exapt.agents.models.litellm_model import parse_arguments
+from exapt.agents.models.local_names import (  # noqa: F401  (ENGINES re-exported: it lived here)
+    ADAPTER_SEPARATOR,
+    ENGINES,
+    check_adapter_name,
+    engine_choice,
+    is_adapter_path,
+    parse_local_name,
+)
 from exapt.agents.models.server_process import LocalServer, LocalServerError
 from exapt.errors import ConfigError, UnavailableError
 
@@ -66,7 +67,6 @@ __all__ = [
     "parse_local_name",
 ]
 
-ENGINES = ("auto", "llama", "transformers")
 #: Request parameters a local model takes (OpenAI names), beside prompt/messages and tools.
 PARAMS = {
     "temperature",
@@ -85,32 +85,6 @@ DEFAULT_MAX_TOKENS = 256
 
 class LocalRequestError(ModelError, ConfigError):
     """The local server cannot serve the request as sent (a bad parameter, an empty prompt)."""
-
-
-def parse_local_name(name: str) -> tuple[Path | None, str | None]:
-    """``(checkpoint or None, adapter or None)`` of ``local[:PATH][+adapter:NAME]``."""
-    base, separator, adapter = name.rpartition(ADAPTER_SEPARATOR)
-    if not separator:
-        base, adapter = name, ""
-    elif not adapter.strip():
-        raise ConfigError(f"model {name!r}: no adapter after {ADAPTER_SEPARATOR!r}")
-    base, adapter = base.strip(), adapter.strip()
-    if base != "local" and not base.startswith("local:"):
-        raise ConfigError(f"model {name!r} is not local[:PATH][{ADAPTER_SEPARATOR}NAME]")
-    path = base.partition(":")[2].strip()
-    if adapter and not is_adapter_path(adapter):
-        check_adapter_name(adapter)
-    return (Path(path) if path else None), (adapter or None)
-
-
-def _engine_choice(engine: str | None) -> str:
-    choice = (engine or os.environ.get("EXAPT_LOCAL_ENGINE") or "auto").strip().lower()
-    if choice not in ENGINES:
-        raise ConfigError(
-            f"unknown local engine {choice!r}",
-            hint=f"use one of {', '.join(ENGINES)} (EXAPT_LOCAL_ENGINE or engine=)",
-        )
-    return choice
 
 
 class LocalModel:
@@ -165,7 +139,7 @@ class LocalModel:
         self.engine = (
             "llama"
             if self._engine is not None
-            else _engine_choice(engine if isinstance(engine, str) else None)
+            else engine_choice(engine if isinstance(engine, str) else None)
         )
         if adapter is not None:
             if self.engine == "transformers":
