@@ -42,7 +42,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from exapt import paths
-from exapt.agents.models.chat_prompt import ChatPrompt
+from exapt.agents.models.chat_prompt import (  # noqa: F401  (checkpoint_*: they lived here)
+    ChatPrompt,
+    base_chat_prompt,
+    checkpoint_chat_template,
+    checkpoint_special_tokens,
+)
 from exapt.agents.models.local_names import ADAPTER_SEPARATOR, check_adapter_name, is_adapter_path
 from exapt.agents.models.server_process import LocalServer, LocalServerError
 from exapt.errors import ConfigError
@@ -175,7 +180,7 @@ class LocalEngine:
     def chat_prompt(self) -> ChatPrompt | None:
         """The chat template (None: the model has none, so it only completes text)."""
         if self._prompt is False:
-            self._prompt = _chat_prompt(self.base, self.gguf)
+            self._prompt = base_chat_prompt(self.base, self.gguf)
         return self._prompt  # type: ignore[return-value]
 
     def bos_text(self) -> str | None:
@@ -388,63 +393,6 @@ class LocalEngine:
             f"registered adapters: {known}; add one with LocalEngine.shared().add_adapter(name, "
             f"peft_dir), or name a peft folder: {self.base_name}{ADAPTER_SEPARATOR}/path/to/adapter"
         )
-
-
-def _chat_prompt(base: Path | None, gguf: Any) -> ChatPrompt | None:
-    """The chat template of a base: Gemma's for ``local``, the checkpoint's own (as transformers
-    reads it) for a folder, the GGUF's metadata for a file."""
-    if base is None:
-        from exapt.agents.models.gemma import GEMMA_CHAT_TEMPLATE, GEMMA_SPECIAL_TOKENS
-
-        return ChatPrompt(GEMMA_CHAT_TEMPLATE, GEMMA_SPECIAL_TOKENS)
-    if base.is_dir():
-        template = checkpoint_chat_template(base)
-        return ChatPrompt(template, checkpoint_special_tokens(base)) if template else None
-    from exapt.agents.models.llama_cpp import read_gguf_info
-
-    info = read_gguf_info(gguf())
-    if not info.chat_template:
-        return None
-    return ChatPrompt(info.chat_template, {"bos_token": info.bos_token or ""})
-
-
-def checkpoint_chat_template(checkpoint: Path) -> str | None:
-    """A checkpoint's chat template: ``chat_template.jinja``, ``chat_template.json`` or
-    ``tokenizer_config.json``'s ``chat_template`` (the first found, as transformers looks)."""
-    jinja = checkpoint / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text()
-    for name in ("chat_template.json", "tokenizer_config.json"):
-        try:
-            template = json.loads((checkpoint / name).read_text()).get("chat_template")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(template, str) and template:
-            return template
-        if isinstance(template, list):  # named templates: the default one
-            for entry in template:
-                if isinstance(entry, dict) and entry.get("name") == "default":
-                    return str(entry.get("template") or "") or None
-    return None
-
-
-def checkpoint_special_tokens(checkpoint: Path) -> dict[str, str]:
-    """``bos_token``, ``eos_token``... of a checkpoint's tokenizer files (what its template
-    may use), without loading the tokenizer."""
-    tokens: dict[str, str] = {}
-    for name in ("special_tokens_map.json", "tokenizer_config.json"):
-        try:
-            data = json.loads((checkpoint / name).read_text())
-        except (OSError, ValueError):
-            continue
-        for key, value in data.items() if isinstance(data, dict) else ():
-            if not key.endswith("_token"):
-                continue
-            if isinstance(value, dict):
-                value = value.get("content")
-            if isinstance(value, str):
-                tokens.setdefault(key, value)
-    return tokens
 
 
 def note(message: str) -> None:

@@ -40,7 +40,7 @@ from exapt.agents.models.base import (
     ModelReply,
     ToolCall,
 )
-from exapt.agents.models.chat_prompt import tool_call
+from exapt.agents.models.chat_prompt import checkpoint_chat_template, tool_call
 from exapt.agents.models.engine import LocalEngine, note
 from exapt.agents.models.gemma import (  # noqa: F401  (re-exported: where they used to live)
     ensure_gemma_checkpoint,
@@ -261,8 +261,6 @@ class LocalModel:
         if self.checkpoint is None:
             return True
         if self.checkpoint.is_dir():
-            from exapt.agents.models.engine import checkpoint_chat_template
-
             return checkpoint_chat_template(self.checkpoint) is None
         from exapt.agents.models.llama_cpp import read_gguf_info
 
