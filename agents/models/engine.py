@@ -10,9 +10,9 @@ Adapters:
 
 - ``add_adapter(name, peft_dir)`` converts a peft LoRA folder once to a GGUF adapter
   (llama.cpp's ``convert_lora_to_gguf.py``) and registers it, also on disk
-  (``<exapt home>/models/adapters/NAME.json``), so ``local+adapter:NAME`` works in later
-  processes too. ``<base>+adapter:PATH`` (a peft folder; the path contains a ``/``) needs no
-  registration.
+  (``<exapt home>/models/adapters/NAME.json``, ``adapter_registry.py``), so
+  ``local+adapter:NAME`` works in later processes too. ``<base>+adapter:PATH`` (a peft
+  folder; the path contains a ``/``) needs no registration.
 - llama-server loads adapters only at start, so a changed adapter set is served by a new
   process: ``add_adapter`` starts it beside the running one (same model file, mmapped, so the
   weights are shared in memory), waits until it answers, then routes new requests to it; the
@@ -32,7 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from collections.abc import Iterator
@@ -41,7 +40,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from exapt import paths
+from exapt.agents.models.adapter_registry import (  # noqa: F401  (registry_dir: it lived here)
+    Adapter,
+    base_config,
+    delete_record,
+    read_record,
+    recorded_names,
+    registry_dir,
+    write_record,
+)
 from exapt.agents.models.chat_prompt import (  # noqa: F401  (checkpoint_*: they lived here)
     ChatPrompt,
     base_chat_prompt,
@@ -66,13 +73,6 @@ class Route(NamedTuple):
     server: LocalServer
 
 
-@dataclass(frozen=True)
-class Adapter:
-    name: str
-    peft_dir: Path
-    gguf: Path
-
-
 @dataclass(eq=False)
 class _Generation:
     """One llama-server process and the adapter set it was started with."""
@@ -89,10 +89,6 @@ class _Generation:
     def lora(self, adapter: str | None) -> list[dict[str, Any]]:
         """The request's ``lora`` field: the adapter at scale 1, every other one at 0."""
         return [{"id": i, "scale": 1.0 if name == adapter else 0.0} for name, i in self.ids.items()]
-
-
-def registry_dir() -> Path:
-    return paths.models_dir() / "adapters"
 
 
 class LocalEngine:
@@ -213,7 +209,7 @@ class LocalEngine:
         peft = Path(peft_dir).expanduser().resolve()
         from exapt.agents.models.llama_cpp import convert_adapter
 
-        gguf = convert_adapter(peft, self._base_config(peft))
+        gguf = convert_adapter(peft, base_config(self.base, peft))
         adapter = Adapter(name, peft, gguf)
         with self._cond:
             previous = self._registry.get(name)
@@ -229,8 +225,7 @@ class LocalEngine:
                 self._cond.notify_all()
             raise
         if persist and not is_adapter_path(name):
-            record = {"name": name, "peft_dir": str(peft), "base": self.base_name}
-            paths.atomic_write(registry_dir() / f"{name}.json", json.dumps(record, indent=2))
+            write_record(name, peft, self.base_name)
 
     def remove_adapter(self, name: str) -> None:
         """Unregister ``name`` (here and on disk). Requests for it fail from now on with a
@@ -238,10 +233,7 @@ class LocalEngine:
         next change of the adapter set)."""
         with self._cond:
             known = self._registry.pop(name, None)
-        record = registry_dir() / f"{name}.json"
-        on_disk = not is_adapter_path(name) and record.is_file()
-        if on_disk:
-            record.unlink()
+        on_disk = not is_adapter_path(name) and delete_record(name)
         if known is None and not on_disk:
             raise ConfigError(f"no LoRA adapter named {name!r}", hint=self._known_hint())
 
@@ -350,14 +342,10 @@ class LocalEngine:
             self.add_adapter(adapter, adapter, persist=False)
             return
         check_adapter_name(adapter)
-        record_path = registry_dir() / f"{adapter}.json"
-        if not record_path.is_file():
+        recorded = read_record(adapter)
+        if recorded is None:
             raise ConfigError(f"no LoRA adapter named {adapter!r}", hint=self._known_hint())
-        try:
-            record = json.loads(record_path.read_text())
-            peft_dir, base = record["peft_dir"], record["base"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{record_path}: not a valid adapter record: {exc}") from exc
+        peft_dir, base = recorded
         if base != self.base_name:
             raise ConfigError(
                 f"LoRA adapter {adapter!r} was registered for {base}, not {self.base_name}",
@@ -365,29 +353,8 @@ class LocalEngine:
             )
         self.add_adapter(adapter, peft_dir, persist=False)
 
-    def _base_config(self, peft: Path) -> Path:
-        """A folder with the base model's config.json, for the LoRA converter."""
-        if self.base is not None and (self.base / "config.json").is_file():
-            return self.base
-        try:
-            config = json.loads((peft / "adapter_config.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{peft} is not a peft adapter folder: {exc}") from exc
-        trained_on = config.get("base_model_name_or_path")
-        if trained_on and (Path(trained_on).expanduser() / "config.json").is_file():
-            return Path(trained_on).expanduser()
-        if self.base is None:
-            from exapt.agents.models.gemma import gemma_config_dir
-
-            return gemma_config_dir()
-        raise ConfigError(
-            f"cannot convert the adapter {peft} for {self.base}: its base_model_name_or_path "
-            f"({trained_on!r}) is not a local checkpoint folder with a config.json",
-            hint="set base_model_name_or_path in adapter_config.json to the base checkpoint",
-        )
-
     def _known_hint(self) -> str:
-        names = sorted(set(self.adapters()) | {p.stem for p in registry_dir().glob("*.json")})
+        names = sorted(set(self.adapters()) | recorded_names())
         known = ", ".join(names) if names else "none"
         return (
             f"registered adapters: {known}; add one with LocalEngine.shared().add_adapter(name, "
