@@ -16,9 +16,10 @@ Engines (``engine=`` or ``EXAPT_LOCAL_ENGINE``):
 
 Both engines get the same prompts: chat is rendered with the model's chat template (Gemma's,
 tools listed) by transformers' renderer, and a reply that is a JSON tool call becomes one
-(``chat_prompt.py``). Requests go over HTTP with ``httpx`` rather than litellm: litellm took
-~35 ms of CPU per call against ~1 ms (measured on the tiny model's server), and the llama
-engine must bind each request to the server process (and adapter ids) it picked.
+(``chat_prompt.py``). Requests (``local_request.py``: the body, the answer's checks) go over
+HTTP with ``httpx`` rather than litellm: litellm took ~35 ms of CPU per call against ~1 ms
+(measured on the tiny model's server), and the llama engine must bind each request to the
+server process (and adapter ids) it picked.
 
 Errors: a request the server rejects is a ``LocalRequestError`` (a ``ConfigError``) naming the
 problem, a prompt past the context window ``ContextWindowExceeded``, a server that does not
@@ -34,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from exapt.agents.models.base import (
-    ContextWindowExceeded,
     Message,
     ModelError,
     ModelReply,
@@ -56,6 +56,13 @@ from exapt.agents.models.local_names import (  # noqa: F401  (ENGINES re-exporte
     is_adapter_path,
     parse_local_name,
 )
+from exapt.agents.models.local_request import (  # noqa: F401  (DEFAULT_MAX_TOKENS: it lived here)
+    DEFAULT_MAX_TOKENS,
+    PARAMS,
+    LocalRequestError,
+    check_response,
+    request_body,
+)
 from exapt.agents.models.server_process import LocalServer, LocalServerError
 from exapt.errors import ConfigError, UnavailableError
 
@@ -66,25 +73,6 @@ __all__ = [
     "LocalServerError",
     "parse_local_name",
 ]
-
-#: Request parameters a local model takes (OpenAI names), beside prompt/messages and tools.
-PARAMS = {
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "stop",
-    "seed",
-    "n",
-    "stream",
-    "presence_penalty",
-    "frequency_penalty",
-}
-DEFAULT_MAX_TOKENS = 256
-
-
-class LocalRequestError(ModelError, ConfigError):
-    """The local server cannot serve the request as sent (a bad parameter, an empty prompt)."""
 
 
 class LocalModel:
@@ -167,7 +155,7 @@ class LocalModel:
             raise LocalRequestError(f"prompt must be a string, got {type(prompt).__name__}")
         if not prompt:
             raise LocalRequestError("the prompt is empty", hint="send at least one character")
-        body = self._body({**self.defaults, **params}, stop)
+        body = request_body(self.name, {**self.defaults, **params}, stop)
         body["prompt"] = prompt
         started = time.perf_counter()
         data = self._post("/completions", body)
@@ -178,7 +166,7 @@ class LocalModel:
         self, messages: list[Message], *, tools: list[dict[str, Any]] | None = None, **params: Any
     ) -> ModelReply:
         engine = self.engine_instance()
-        body = self._body({**self.defaults, **params}, None)
+        body = request_body(self.name, {**self.defaults, **params}, None)
         started = time.perf_counter()
         if engine.chat_on_server:
             body["messages"] = messages
@@ -277,51 +265,6 @@ class LocalModel:
                 self._client = httpx.Client(timeout=self.timeout, limits=limits)
             return self._client
 
-    def _body(self, params: dict[str, Any], stop: list[str] | None) -> dict[str, Any]:
-        """The request body's sampling fields; ``LocalRequestError`` for a bad value."""
-        unknown = sorted(set(params) - PARAMS)
-        if unknown:
-            raise LocalRequestError(
-                f"unknown request parameter(s) for {self.name}: {', '.join(unknown)}",
-                hint=f"it takes: {', '.join(sorted(PARAMS))}",
-            )
-        if params.get("stream"):
-            raise LocalRequestError("stream=true is not supported by exapt's local models")
-        if params.get("n", 1) != 1:
-            raise LocalRequestError(f"n must be 1, got {params.get('n')!r}")
-        max_tokens = params.get("max_completion_tokens", params.get("max_tokens"))
-        max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-            raise LocalRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}")
-        body: dict[str, Any] = {
-            "max_tokens": max_tokens,
-            "temperature": _number(params, "temperature", 1.0, 0.0, 2.0),
-            "top_p": _number(params, "top_p", 1.0, 0.0, 1.0) or 1.0,
-            # llama-server's own sampling defaults (top_k 40, min_p 0.05) are off: the same
-            # sampling as the transformers engine (temperature and top_p only).
-            "top_k": 0,
-            "min_p": 0.0,
-        }
-        for key in ("presence_penalty", "frequency_penalty"):
-            if params.get(key) is not None:
-                body[key] = _number(params, key, 0.0, -2.0, 2.0)
-        seed = params.get("seed")
-        if seed is not None:
-            if not isinstance(seed, int) or isinstance(seed, bool):
-                raise LocalRequestError(f"seed must be an integer, got {seed!r}")
-            body["seed"] = seed
-        stops = stop if stop is not None else params.get("stop")
-        if stops is not None:
-            if isinstance(stops, str):
-                stops = [stops]
-            if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-                raise LocalRequestError(
-                    f"stop must be a string or a list of strings, got {stops!r}"
-                )
-            if stops:
-                body["stop"] = [s for s in stops if s]
-        return body
-
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         import httpx
 
@@ -344,34 +287,7 @@ class LocalModel:
                     f"model {self.name!r}: cannot reach {route.url}: {type(exc).__name__}: {exc}",
                     hint="is the machine out of memory or file descriptors?",
                 ) from exc
-        return self._check(response, route.server)
-
-    def _check(self, response: Any, server: LocalServer) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        if response.status_code == 200 and isinstance(data, dict) and data.get("choices"):
-            return data
-        error = data.get("error") if isinstance(data, dict) else None
-        message = (error or {}).get("message") if isinstance(error, dict) else None
-        message = str(message or response.text[:500] or f"HTTP {response.status_code}")
-        kind = (error or {}).get("type", "") if isinstance(error, dict) else ""
-        if (
-            kind == "exceed_context_size_error"
-            or "context size" in message
-            or ("context window" in message)
-        ):
-            raise ContextWindowExceeded(
-                f"model {self.name!r}: the prompt is longer than the context window: {message}",
-                hint="shorten the conversation or lower max_tokens",
-            )
-        if 400 <= response.status_code < 500:
-            raise LocalRequestError(f"model {self.name!r} rejected the request: {message}")
-        raise ModelError(
-            f"model {self.name!r} failed: HTTP {response.status_code}: {message}",
-            hint=f"see the server log {server.log_path}",
-        )
+        return check_response(self.name, response, route.server)
 
     def _reply(
         self,
@@ -392,12 +308,3 @@ class LocalModel:
             finish_reason=finish_reason,
             model=self.name,
         )
-
-
-def _number(params: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
-    value = params.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
-        raise LocalRequestError(f"{key} must be a number in [{low}, {high}], got {value!r}")
-    return float(value)
