@@ -7,6 +7,9 @@ Both local engines use these, so a conversation becomes the same prompt whoever 
   calls), after the same clean-up the transformers server does (content parts joined into
   text, keys whose value is None dropped). The result starts with the BOS token's text when
   the template writes it.
+- ``base_chat_prompt(base, gguf)``: the ``ChatPrompt`` of a local base model, read from where
+  it lives (Gemma's, a checkpoint's template files, a GGUF's metadata) without loading a
+  tokenizer (``checkpoint_chat_template``, ``checkpoint_special_tokens``).
 - ``tool_call(text, tools)``: a reply that is a JSON object ``{"name": ..., "arguments": ...}``
   naming one of the offered tools (optionally in a ```` ```json ```` fence) is that tool call.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 from exapt.errors import ConfigError
@@ -76,6 +80,64 @@ class ChatPrompt:
                 f"the chat template cannot render these messages: {type(exc).__name__}: {exc}"
             ) from exc
         return str(rendered[0])
+
+
+def base_chat_prompt(base: Path | None, gguf: Any) -> ChatPrompt | None:
+    """The chat template of a local base model: Gemma's for ``local`` (``base`` None), the
+    checkpoint's own (as transformers reads it) for a folder, the GGUF's metadata for a file
+    (``gguf()`` gives the file, converted or assembled on first use)."""
+    if base is None:
+        from exapt.agents.models.gemma import GEMMA_CHAT_TEMPLATE, GEMMA_SPECIAL_TOKENS
+
+        return ChatPrompt(GEMMA_CHAT_TEMPLATE, GEMMA_SPECIAL_TOKENS)
+    if base.is_dir():
+        template = checkpoint_chat_template(base)
+        return ChatPrompt(template, checkpoint_special_tokens(base)) if template else None
+    from exapt.agents.models.llama_cpp import read_gguf_info
+
+    info = read_gguf_info(gguf())
+    if not info.chat_template:
+        return None
+    return ChatPrompt(info.chat_template, {"bos_token": info.bos_token or ""})
+
+
+def checkpoint_chat_template(checkpoint: Path) -> str | None:
+    """A checkpoint's chat template: ``chat_template.jinja``, ``chat_template.json`` or
+    ``tokenizer_config.json``'s ``chat_template`` (the first found, as transformers looks)."""
+    jinja = checkpoint / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text()
+    for name in ("chat_template.json", "tokenizer_config.json"):
+        try:
+            template = json.loads((checkpoint / name).read_text()).get("chat_template")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(template, str) and template:
+            return template
+        if isinstance(template, list):  # named templates: the default one
+            for entry in template:
+                if isinstance(entry, dict) and entry.get("name") == "default":
+                    return str(entry.get("template") or "") or None
+    return None
+
+
+def checkpoint_special_tokens(checkpoint: Path) -> dict[str, str]:
+    """``bos_token``, ``eos_token``... of a checkpoint's tokenizer files (what its template
+    may use), without loading the tokenizer."""
+    tokens: dict[str, str] = {}
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        try:
+            data = json.loads((checkpoint / name).read_text())
+        except (OSError, ValueError):
+            continue
+        for key, value in data.items() if isinstance(data, dict) else ():
+            if not key.endswith("_token"):
+                continue
+            if isinstance(value, dict):
+                value = value.get("content")
+            if isinstance(value, str):
+                tokens.setdefault(key, value)
+    return tokens
 
 
 def tool_call(text: str, tools: list[dict[str, Any]]) -> dict[str, Any] | None:

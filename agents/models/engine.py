@@ -10,9 +10,9 @@ Adapters:
 
 - ``add_adapter(name, peft_dir)`` converts a peft LoRA folder once to a GGUF adapter
   (llama.cpp's ``convert_lora_to_gguf.py``) and registers it, also on disk
-  (``<exapt home>/models/adapters/NAME.json``), so ``local+adapter:NAME`` works in later
-  processes too. ``<base>+adapter:PATH`` (a peft folder; the path contains a ``/``) needs no
-  registration.
+  (``<exapt home>/models/adapters/NAME.json``, ``adapter_registry.py``), so
+  ``local+adapter:NAME`` works in later processes too. ``<base>+adapter:PATH`` (a peft
+  folder; the path contains a ``/``) needs no registration.
 - llama-server loads adapters only at start, so a changed adapter set is served by a new
   process: ``add_adapter`` starts it beside the running one (same model file, mmapped, so the
   weights are shared in memory), waits until it answers, then routes new requests to it; the
@@ -32,8 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -42,17 +40,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from exapt import paths
-from exapt.agents.models.chat_prompt import ChatPrompt
+from exapt.agents.models.adapter_registry import (  # noqa: F401  (registry_dir: it lived here)
+    Adapter,
+    base_config,
+    delete_record,
+    read_record,
+    recorded_names,
+    registry_dir,
+    write_record,
+)
+from exapt.agents.models.chat_prompt import (  # noqa: F401  (checkpoint_*: they lived here)
+    ChatPrompt,
+    base_chat_prompt,
+    checkpoint_chat_template,
+    checkpoint_special_tokens,
+)
+from exapt.agents.models.local_names import ADAPTER_SEPARATOR, check_adapter_name, is_adapter_path
 from exapt.agents.models.server_process import LocalServer, LocalServerError
 from exapt.errors import ConfigError
 
 if TYPE_CHECKING:
     from exapt.agents.models.llama_server import LlamaServer
     from exapt.agents.models.local import LocalModel
-
-ADAPTER_SEPARATOR = "+adapter:"
-_ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class Route(NamedTuple):
@@ -62,13 +71,6 @@ class Route(NamedTuple):
     headers: dict[str, str]
     extra: dict[str, Any]
     server: LocalServer
-
-
-@dataclass(frozen=True)
-class Adapter:
-    name: str
-    peft_dir: Path
-    gguf: Path
 
 
 @dataclass(eq=False)
@@ -87,23 +89,6 @@ class _Generation:
     def lora(self, adapter: str | None) -> list[dict[str, Any]]:
         """The request's ``lora`` field: the adapter at scale 1, every other one at 0."""
         return [{"id": i, "scale": 1.0 if name == adapter else 0.0} for name, i in self.ids.items()]
-
-
-def is_adapter_path(reference: str) -> bool:
-    return "/" in reference or reference.startswith(("~", "."))
-
-
-def check_adapter_name(name: str) -> str:
-    if not _ADAPTER_NAME.fullmatch(name):
-        raise ConfigError(
-            f"bad LoRA adapter name {name!r}",
-            hint="use letters, digits, '.', '_' and '-' (or give a peft folder path with a '/')",
-        )
-    return name
-
-
-def registry_dir() -> Path:
-    return paths.models_dir() / "adapters"
 
 
 class LocalEngine:
@@ -191,7 +176,7 @@ class LocalEngine:
     def chat_prompt(self) -> ChatPrompt | None:
         """The chat template (None: the model has none, so it only completes text)."""
         if self._prompt is False:
-            self._prompt = _chat_prompt(self.base, self.gguf)
+            self._prompt = base_chat_prompt(self.base, self.gguf)
         return self._prompt  # type: ignore[return-value]
 
     def bos_text(self) -> str | None:
@@ -224,7 +209,7 @@ class LocalEngine:
         peft = Path(peft_dir).expanduser().resolve()
         from exapt.agents.models.llama_cpp import convert_adapter
 
-        gguf = convert_adapter(peft, self._base_config(peft))
+        gguf = convert_adapter(peft, base_config(self.base, peft))
         adapter = Adapter(name, peft, gguf)
         with self._cond:
             previous = self._registry.get(name)
@@ -240,8 +225,7 @@ class LocalEngine:
                 self._cond.notify_all()
             raise
         if persist and not is_adapter_path(name):
-            record = {"name": name, "peft_dir": str(peft), "base": self.base_name}
-            paths.atomic_write(registry_dir() / f"{name}.json", json.dumps(record, indent=2))
+            write_record(name, peft, self.base_name)
 
     def remove_adapter(self, name: str) -> None:
         """Unregister ``name`` (here and on disk). Requests for it fail from now on with a
@@ -249,10 +233,7 @@ class LocalEngine:
         next change of the adapter set)."""
         with self._cond:
             known = self._registry.pop(name, None)
-        record = registry_dir() / f"{name}.json"
-        on_disk = not is_adapter_path(name) and record.is_file()
-        if on_disk:
-            record.unlink()
+        on_disk = not is_adapter_path(name) and delete_record(name)
         if known is None and not on_disk:
             raise ConfigError(f"no LoRA adapter named {name!r}", hint=self._known_hint())
 
@@ -361,14 +342,10 @@ class LocalEngine:
             self.add_adapter(adapter, adapter, persist=False)
             return
         check_adapter_name(adapter)
-        record_path = registry_dir() / f"{adapter}.json"
-        if not record_path.is_file():
+        recorded = read_record(adapter)
+        if recorded is None:
             raise ConfigError(f"no LoRA adapter named {adapter!r}", hint=self._known_hint())
-        try:
-            record = json.loads(record_path.read_text())
-            peft_dir, base = record["peft_dir"], record["base"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{record_path}: not a valid adapter record: {exc}") from exc
+        peft_dir, base = recorded
         if base != self.base_name:
             raise ConfigError(
                 f"LoRA adapter {adapter!r} was registered for {base}, not {self.base_name}",
@@ -376,91 +353,13 @@ class LocalEngine:
             )
         self.add_adapter(adapter, peft_dir, persist=False)
 
-    def _base_config(self, peft: Path) -> Path:
-        """A folder with the base model's config.json, for the LoRA converter."""
-        if self.base is not None and (self.base / "config.json").is_file():
-            return self.base
-        try:
-            config = json.loads((peft / "adapter_config.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{peft} is not a peft adapter folder: {exc}") from exc
-        trained_on = config.get("base_model_name_or_path")
-        if trained_on and (Path(trained_on).expanduser() / "config.json").is_file():
-            return Path(trained_on).expanduser()
-        if self.base is None:
-            from exapt.agents.models.gemma import gemma_config_dir
-
-            return gemma_config_dir()
-        raise ConfigError(
-            f"cannot convert the adapter {peft} for {self.base}: its base_model_name_or_path "
-            f"({trained_on!r}) is not a local checkpoint folder with a config.json",
-            hint="set base_model_name_or_path in adapter_config.json to the base checkpoint",
-        )
-
     def _known_hint(self) -> str:
-        names = sorted(set(self.adapters()) | {p.stem for p in registry_dir().glob("*.json")})
+        names = sorted(set(self.adapters()) | recorded_names())
         known = ", ".join(names) if names else "none"
         return (
             f"registered adapters: {known}; add one with LocalEngine.shared().add_adapter(name, "
             f"peft_dir), or name a peft folder: {self.base_name}{ADAPTER_SEPARATOR}/path/to/adapter"
         )
-
-
-def _chat_prompt(base: Path | None, gguf: Any) -> ChatPrompt | None:
-    """The chat template of a base: Gemma's for ``local``, the checkpoint's own (as transformers
-    reads it) for a folder, the GGUF's metadata for a file."""
-    if base is None:
-        from exapt.agents.models.gemma import GEMMA_CHAT_TEMPLATE, GEMMA_SPECIAL_TOKENS
-
-        return ChatPrompt(GEMMA_CHAT_TEMPLATE, GEMMA_SPECIAL_TOKENS)
-    if base.is_dir():
-        template = checkpoint_chat_template(base)
-        return ChatPrompt(template, checkpoint_special_tokens(base)) if template else None
-    from exapt.agents.models.llama_cpp import read_gguf_info
-
-    info = read_gguf_info(gguf())
-    if not info.chat_template:
-        return None
-    return ChatPrompt(info.chat_template, {"bos_token": info.bos_token or ""})
-
-
-def checkpoint_chat_template(checkpoint: Path) -> str | None:
-    """A checkpoint's chat template: ``chat_template.jinja``, ``chat_template.json`` or
-    ``tokenizer_config.json``'s ``chat_template`` (the first found, as transformers looks)."""
-    jinja = checkpoint / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text()
-    for name in ("chat_template.json", "tokenizer_config.json"):
-        try:
-            template = json.loads((checkpoint / name).read_text()).get("chat_template")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(template, str) and template:
-            return template
-        if isinstance(template, list):  # named templates: the default one
-            for entry in template:
-                if isinstance(entry, dict) and entry.get("name") == "default":
-                    return str(entry.get("template") or "") or None
-    return None
-
-
-def checkpoint_special_tokens(checkpoint: Path) -> dict[str, str]:
-    """``bos_token``, ``eos_token``... of a checkpoint's tokenizer files (what its template
-    may use), without loading the tokenizer."""
-    tokens: dict[str, str] = {}
-    for name in ("special_tokens_map.json", "tokenizer_config.json"):
-        try:
-            data = json.loads((checkpoint / name).read_text())
-        except (OSError, ValueError):
-            continue
-        for key, value in data.items() if isinstance(data, dict) else ():
-            if not key.endswith("_token"):
-                continue
-            if isinstance(value, dict):
-                value = value.get("content")
-            if isinstance(value, str):
-                tokens.setdefault(key, value)
-    return tokens
 
 
 def note(message: str) -> None:

@@ -20,6 +20,8 @@ import uuid
 from typing import Any
 
 from exapt.agents.models.base import (
+    ARGUMENTS_ERROR_KEY,
+    RAW_ARGUMENTS_KEY,
     ContextWindowExceeded,
     Message,
     ModelError,
@@ -27,9 +29,6 @@ from exapt.agents.models.base import (
     ToolCall,
 )
 from exapt.errors import ConfigError
-
-RAW_ARGUMENTS_KEY = "_raw_arguments"
-ARGUMENTS_ERROR_KEY = "_arguments_error"
 
 _import_lock = threading.Lock()
 

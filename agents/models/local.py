@@ -1,8 +1,8 @@
 """``LocalModel``: the models exapt serves itself on 127.0.0.1, started on first use.
 
-Model strings: ``local`` (the embedded Gemma 3 270M, a base model), ``local:PATH`` (a
-transformers checkpoint folder, or a ``.gguf`` file), each optionally followed by
-``+adapter:NAME`` (a LoRA adapter registered with ``LocalEngine.add_adapter``) or
+Model strings (parsed in ``local_names.py``): ``local`` (the embedded Gemma 3 270M, a base
+model), ``local:PATH`` (a transformers checkpoint folder, or a ``.gguf`` file), each optionally
+followed by ``+adapter:NAME`` (a LoRA adapter registered with ``LocalEngine.add_adapter``) or
 ``+adapter:PATH`` (a peft adapter folder), e.g. ``local+adapter:sft-1``.
 
 Engines (``engine=`` or ``EXAPT_LOCAL_ENGINE``):
@@ -16,9 +16,10 @@ Engines (``engine=`` or ``EXAPT_LOCAL_ENGINE``):
 
 Both engines get the same prompts: chat is rendered with the model's chat template (Gemma's,
 tools listed) by transformers' renderer, and a reply that is a JSON tool call becomes one
-(``chat_prompt.py``). Requests go over HTTP with ``httpx`` rather than litellm: litellm took
-~35 ms of CPU per call against ~1 ms (measured on the tiny model's server), and the llama
-engine must bind each request to the server process (and adapter ids) it picked.
+(``chat_prompt.py``). Requests (``local_request.py``: the body, the answer's checks) go over
+HTTP with ``httpx`` rather than litellm: litellm took ~35 ms of CPU per call against ~1 ms
+(measured on the tiny model's server), and the llama engine must bind each request to the
+server process (and adapter ids) it picked.
 
 Errors: a request the server rejects is a ``LocalRequestError`` (a ``ConfigError``) naming the
 problem, a prompt past the context window ``ContextWindowExceeded``, a server that does not
@@ -28,33 +29,40 @@ starts it again).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from exapt.agents.models.base import (
-    ContextWindowExceeded,
     Message,
     ModelError,
     ModelReply,
     ToolCall,
 )
-from exapt.agents.models.chat_prompt import tool_call
-from exapt.agents.models.engine import (
-    ADAPTER_SEPARATOR,
-    LocalEngine,
-    check_adapter_name,
-    is_adapter_path,
-    note,
-)
+from exapt.agents.models.chat_prompt import checkpoint_chat_template, tool_call
+from exapt.agents.models.engine import LocalEngine, note
 from exapt.agents.models.gemma import (  # noqa: F401  (re-exported: where they used to live)
     ensure_gemma_checkpoint,
     ensure_gemma_gguf,
     gemma_checkpoint_dir,
 )
 from exapt.agents.models.litellm_model import parse_arguments
+from exapt.agents.models.local_names import (  # noqa: F401  (ENGINES re-exported: it lived here)
+    ADAPTER_SEPARATOR,
+    ENGINES,
+    check_adapter_name,
+    engine_choice,
+    is_adapter_path,
+    parse_local_name,
+)
+from exapt.agents.models.local_request import (  # noqa: F401  (DEFAULT_MAX_TOKENS: it lived here)
+    DEFAULT_MAX_TOKENS,
+    PARAMS,
+    LocalRequestError,
+    check_response,
+    request_body,
+)
 from exapt.agents.models.server_process import LocalServer, LocalServerError
 from exapt.errors import ConfigError, UnavailableError
 
@@ -65,52 +73,6 @@ __all__ = [
     "LocalServerError",
     "parse_local_name",
 ]
-
-ENGINES = ("auto", "llama", "transformers")
-#: Request parameters a local model takes (OpenAI names), beside prompt/messages and tools.
-PARAMS = {
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "stop",
-    "seed",
-    "n",
-    "stream",
-    "presence_penalty",
-    "frequency_penalty",
-}
-DEFAULT_MAX_TOKENS = 256
-
-
-class LocalRequestError(ModelError, ConfigError):
-    """The local server cannot serve the request as sent (a bad parameter, an empty prompt)."""
-
-
-def parse_local_name(name: str) -> tuple[Path | None, str | None]:
-    """``(checkpoint or None, adapter or None)`` of ``local[:PATH][+adapter:NAME]``."""
-    base, separator, adapter = name.rpartition(ADAPTER_SEPARATOR)
-    if not separator:
-        base, adapter = name, ""
-    elif not adapter.strip():
-        raise ConfigError(f"model {name!r}: no adapter after {ADAPTER_SEPARATOR!r}")
-    base, adapter = base.strip(), adapter.strip()
-    if base != "local" and not base.startswith("local:"):
-        raise ConfigError(f"model {name!r} is not local[:PATH][{ADAPTER_SEPARATOR}NAME]")
-    path = base.partition(":")[2].strip()
-    if adapter and not is_adapter_path(adapter):
-        check_adapter_name(adapter)
-    return (Path(path) if path else None), (adapter or None)
-
-
-def _engine_choice(engine: str | None) -> str:
-    choice = (engine or os.environ.get("EXAPT_LOCAL_ENGINE") or "auto").strip().lower()
-    if choice not in ENGINES:
-        raise ConfigError(
-            f"unknown local engine {choice!r}",
-            hint=f"use one of {', '.join(ENGINES)} (EXAPT_LOCAL_ENGINE or engine=)",
-        )
-    return choice
 
 
 class LocalModel:
@@ -165,7 +127,7 @@ class LocalModel:
         self.engine = (
             "llama"
             if self._engine is not None
-            else _engine_choice(engine if isinstance(engine, str) else None)
+            else engine_choice(engine if isinstance(engine, str) else None)
         )
         if adapter is not None:
             if self.engine == "transformers":
@@ -193,7 +155,7 @@ class LocalModel:
             raise LocalRequestError(f"prompt must be a string, got {type(prompt).__name__}")
         if not prompt:
             raise LocalRequestError("the prompt is empty", hint="send at least one character")
-        body = self._body({**self.defaults, **params}, stop)
+        body = request_body(self.name, {**self.defaults, **params}, stop)
         body["prompt"] = prompt
         started = time.perf_counter()
         data = self._post("/completions", body)
@@ -204,7 +166,7 @@ class LocalModel:
         self, messages: list[Message], *, tools: list[dict[str, Any]] | None = None, **params: Any
     ) -> ModelReply:
         engine = self.engine_instance()
-        body = self._body({**self.defaults, **params}, None)
+        body = request_body(self.name, {**self.defaults, **params}, None)
         started = time.perf_counter()
         if engine.chat_on_server:
             body["messages"] = messages
@@ -287,8 +249,6 @@ class LocalModel:
         if self.checkpoint is None:
             return True
         if self.checkpoint.is_dir():
-            from exapt.agents.models.engine import checkpoint_chat_template
-
             return checkpoint_chat_template(self.checkpoint) is None
         from exapt.agents.models.llama_cpp import read_gguf_info
 
@@ -304,51 +264,6 @@ class LocalModel:
                 limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
                 self._client = httpx.Client(timeout=self.timeout, limits=limits)
             return self._client
-
-    def _body(self, params: dict[str, Any], stop: list[str] | None) -> dict[str, Any]:
-        """The request body's sampling fields; ``LocalRequestError`` for a bad value."""
-        unknown = sorted(set(params) - PARAMS)
-        if unknown:
-            raise LocalRequestError(
-                f"unknown request parameter(s) for {self.name}: {', '.join(unknown)}",
-                hint=f"it takes: {', '.join(sorted(PARAMS))}",
-            )
-        if params.get("stream"):
-            raise LocalRequestError("stream=true is not supported by exapt's local models")
-        if params.get("n", 1) != 1:
-            raise LocalRequestError(f"n must be 1, got {params.get('n')!r}")
-        max_tokens = params.get("max_completion_tokens", params.get("max_tokens"))
-        max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-            raise LocalRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}")
-        body: dict[str, Any] = {
-            "max_tokens": max_tokens,
-            "temperature": _number(params, "temperature", 1.0, 0.0, 2.0),
-            "top_p": _number(params, "top_p", 1.0, 0.0, 1.0) or 1.0,
-            # llama-server's own sampling defaults (top_k 40, min_p 0.05) are off: the same
-            # sampling as the transformers engine (temperature and top_p only).
-            "top_k": 0,
-            "min_p": 0.0,
-        }
-        for key in ("presence_penalty", "frequency_penalty"):
-            if params.get(key) is not None:
-                body[key] = _number(params, key, 0.0, -2.0, 2.0)
-        seed = params.get("seed")
-        if seed is not None:
-            if not isinstance(seed, int) or isinstance(seed, bool):
-                raise LocalRequestError(f"seed must be an integer, got {seed!r}")
-            body["seed"] = seed
-        stops = stop if stop is not None else params.get("stop")
-        if stops is not None:
-            if isinstance(stops, str):
-                stops = [stops]
-            if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-                raise LocalRequestError(
-                    f"stop must be a string or a list of strings, got {stops!r}"
-                )
-            if stops:
-                body["stop"] = [s for s in stops if s]
-        return body
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         import httpx
@@ -372,34 +287,7 @@ class LocalModel:
                     f"model {self.name!r}: cannot reach {route.url}: {type(exc).__name__}: {exc}",
                     hint="is the machine out of memory or file descriptors?",
                 ) from exc
-        return self._check(response, route.server)
-
-    def _check(self, response: Any, server: LocalServer) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        if response.status_code == 200 and isinstance(data, dict) and data.get("choices"):
-            return data
-        error = data.get("error") if isinstance(data, dict) else None
-        message = (error or {}).get("message") if isinstance(error, dict) else None
-        message = str(message or response.text[:500] or f"HTTP {response.status_code}")
-        kind = (error or {}).get("type", "") if isinstance(error, dict) else ""
-        if (
-            kind == "exceed_context_size_error"
-            or "context size" in message
-            or ("context window" in message)
-        ):
-            raise ContextWindowExceeded(
-                f"model {self.name!r}: the prompt is longer than the context window: {message}",
-                hint="shorten the conversation or lower max_tokens",
-            )
-        if 400 <= response.status_code < 500:
-            raise LocalRequestError(f"model {self.name!r} rejected the request: {message}")
-        raise ModelError(
-            f"model {self.name!r} failed: HTTP {response.status_code}: {message}",
-            hint=f"see the server log {server.log_path}",
-        )
+        return check_response(self.name, response, route.server)
 
     def _reply(
         self,
@@ -420,12 +308,3 @@ class LocalModel:
             finish_reason=finish_reason,
             model=self.name,
         )
-
-
-def _number(params: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
-    value = params.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
-        raise LocalRequestError(f"{key} must be a number in [{low}, {high}], got {value!r}")
-    return float(value)

@@ -10,7 +10,7 @@ import pytest
 
 from exapt.agents.models.llama_cpp import find_llama_cpp, read_gguf_info, read_gguf_metadata
 from exapt.agents.models.llama_server import default_threads
-from exapt.agents.models.local import parse_local_name
+from exapt.agents.models.local_names import parse_local_name
 from exapt.errors import ConfigError, UnavailableError
 
 

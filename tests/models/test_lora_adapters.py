@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from exapt.agents.models import resolve_model
-from exapt.agents.models.engine import LocalEngine, registry_dir
+from exapt.agents.models.adapter_registry import registry_dir
+from exapt.agents.models.engine import LocalEngine
 from exapt.agents.models.llama_cpp import convert_adapter
 from exapt.agents.models.local import LocalModel
 from exapt.errors import ConfigError
