@@ -110,9 +110,9 @@ class EngineEvaluator:
             return result.model_copy(update={"cached": origin != self.origin})
         for t in self.store.trajectories(self.run_id(variant), task.id, with_steps=False):
             if t.metadata.get("evolve_key") == key:
-                self._log("recover", variant.id, task.id)
                 result = self._result(variant, t)
                 self._cache(key, result)
+                self._log("recover", variant.id, task.id)  # once cached: never logged twice
                 return result
         return None
 
@@ -203,9 +203,11 @@ class EngineEvaluator:
 
         def stored(attempt: Any) -> None:  # the engine has just stored it
             t = attempt.trajectory
-            self._log("finish", variant.id, t.task_id)
             result = self._result(variant, t)
             self._cache(str(t.metadata.get("evolve_key", "")), result)
+            # logged once cached: a kill between the store and the cache leaves no "finish",
+            # and the resumed run logs its "recover" instead (one event per evaluation)
+            self._log("finish", variant.id, t.task_id)
             results.put(result)
 
         outcome = self.engine.evaluate(
