@@ -42,7 +42,7 @@ class FinetuneOperator:
         method: str = "sft",
         training: Any = None,
     ) -> None:
-        from exapt.evolve.improve import METHODS, base_checkpoint
+        from exapt.evolve.improve_config import METHODS, base_checkpoint
         from exapt.evolve.training.train import TrainConfig
 
         if method not in METHODS:
@@ -59,7 +59,7 @@ class FinetuneOperator:
         self.last_skip: str | None = None
 
     def propose(self, parent: Variant, ctx: MutationContext, rng: random.Random) -> Proposal | None:
-        from exapt.evolve.improve import METHODS
+        from exapt.evolve.improve_config import METHODS
         from exapt.evolve.policies import PolicyRegistry
         from exapt.evolve.training.datasets import (
             DatasetConfig,

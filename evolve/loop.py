@@ -7,6 +7,8 @@ evaluations finish in, on the executor, or on a crash. Each slot's proposal is f
 for novelty, written to the archive (folder, then row) and recorded as an ``Attempt``;
 then every new child of the generation is evaluated stage by stage (``staged``), all
 children of a stage together so the executor stays busy.
+The mutate step of a slot is ``children.make_child``; staged evaluation and the verdict after
+each stage are in ``acceptance``.
 
 Resume (``--resume``): the archive is the state. Slots with an attempt row or an entry are
 not proposed again; children still ``pending``/``evaluating`` continue from the stage
@@ -28,15 +30,17 @@ from collections.abc import Callable
 from typing import Any
 
 from exapt.errors import ConfigError
-from exapt.evolve.archive import Archive, ArchiveEntry, Attempt
-from exapt.evolve.base import Candidate, Operator, Proposal, Selector, TaskResult
+from exapt.evolve.acceptance import evaluate_staged
+from exapt.evolve.archive import Archive, ArchiveEntry
+from exapt.evolve.base import Candidate, Operator, Selector, TaskResult
 from exapt.evolve.budget import BudgetGate, EvolveProgress
+from exapt.evolve.children import make_child
 from exapt.evolve.choice import FixedWeights, GainBandit, Use, uses
 from exapt.evolve.config import EvolveConfig
 from exapt.evolve.context import ArchiveContext
 from exapt.evolve.evaluator import EngineEvaluator
 from exapt.evolve.novelty import NoveltyFilter
-from exapt.evolve.staged import StagePlan, threshold
+from exapt.evolve.staged import StagePlan
 from exapt.evolve.stats import paired_bootstrap
 from exapt.evolve.variant import Variant
 from exapt.records import Task
@@ -181,139 +185,28 @@ class Evolution:
             for slot, parent_id in enumerate(parents):
                 if slot in done or self.status != "running":
                     continue
-                self._make_child(g, slot, parent_id, history)
+                make_child(self, g, slot, parent_id, history)
         every = self.config.finetune_every
         slot = self.config.children  # one slot more: the policy child
         due = self.finetune is not None and every and g % every == 0 and slot not in done
         if due and self.status == "running":
             self.finetune.generation = g  # type: ignore[union-attr]
             best = max(self.population(g - 1), key=lambda c: (c.eligible, c.score))
-            self._make_child(g, slot, best.variant_id, self.history(g - 1), forced=self.finetune)
+            make_child(self, g, slot, best.variant_id, self.history(g - 1), forced=self.finetune)
         children = [
             e for e in self.archive.entries()
             if e.generation == g and e.status in ("pending", "evaluating")
         ]  # fmt: skip
-        self._evaluate_staged(children)
+        evaluate_staged(self, children)
         self._progress(f"generation {g} done")
 
-    def _make_child(
-        self, g: int, slot: int, parent_id: str, history: list[Use],
-        forced: Operator | None = None,
-    ) -> None:  # fmt: skip
-        parent = self.archive.variant(parent_id)
-        rng = random.Random(f"{self.config.seed}:mutate:{g}:{slot}")
-        proposal: Proposal | None = None
-        tried: list[str] = []
-        cost, tokens = 0.0, 0
-        for _ in range(1 if forced else 2 * len(self.operators)):
-            name = forced.name if forced else self.choice.pick(history, rng)
-            operator = forced or self.operators[name]
-            proposal = operator.propose(parent, self.ctx, rng)
-            skip_cost = getattr(operator, "skip_cost", (0.0, 0))
-            if proposal is not None:
-                break
-            cost, tokens = cost + skip_cost[0], tokens + skip_cost[1]
-            tried.append(f"{name}: {getattr(operator, 'last_skip', None) or 'not applicable'}")
-            if self.status != "running":
-                break
-        if self.status != "running":
-            # A budget closed during the mutation (its feedback attempts were cut short): keep
-            # nothing, so a resumed run redoes this slot as an uninterrupted one would.
-            return
-        attempt = Attempt(generation=g, slot=slot, parent_id=parent_id, operator=name,
-                          outcome="no-proposal", reason="; ".join(tried) or None,
-                          cost_usd=cost, tokens=tokens)  # fmt: skip
-        if proposal is None:
-            self.archive.record_attempt(attempt)
-            return
-        attempt.cost_usd += proposal.cost_usd
-        attempt.tokens += proposal.tokens
-        members = [self.archive.variant(e.variant_id) for e in self.archive.entries()]
-        verdict = self.novelty.check(proposal.variant, members)
-        if verdict is not None:
-            attempt.outcome, attempt.variant_id = verdict
-            self.archive.record_attempt(attempt)
-            return
-        entry = ArchiveEntry(
-            variant_id=proposal.variant.id,
-            parent_ids=[parent_id, *proposal.other_parents],
-            generation=g,
-            slot=slot,
-            operator=proposal.operator,
-            description=proposal.description,
-            mutation_cost_usd=proposal.cost_usd,
-            change_text=proposal.changed_text,
-            metadata=proposal.metadata,
-        )
-        try:
-            proposal.variant.load_spec()
-        except ConfigError as exc:
-            entry.status, entry.reason = "failed", f"load: {exc.message}"
-        self.archive.add(entry, proposal.variant)
-        attempt.outcome, attempt.variant_id = "child", proposal.variant.id
-        self.archive.record_attempt(attempt)
-
-    # --- staged evaluation -----------------------------------------------------------
-
-    def _evaluate_staged(self, children: list[ArchiveEntry]) -> None:
-        alive = {e.variant_id: e for e in children}
-        for stage in range(self.plan.last + 1):
-            todo = [e for e in alive.values() if e.stage < stage]
-            if not todo:
-                continue
-            for e in todo:
-                if e.status == "pending":
-                    alive[e.variant_id] = self.archive.update(e.variant_id, status="evaluating")
-            ids = (
-                self.order_ids[: self.plan.sizes[0]]
-                if stage == 0
-                else self.plan.tasks(self.order_ids, stage)
-            )
-            tasks = [t for t in self.order if t.id in set(ids)]
-            variants = [self.archive.variant(e.variant_id) for e in todo]
-            self._score_many(variants, tasks)
-            if self.status != "running":
-                return
-            for e in todo:
-                verdict = self._judge(e, stage, ids)
-                alive[e.variant_id] = verdict
-                if verdict.status != "evaluating":
-                    del alive[e.variant_id]
-
-    def _judge(self, entry: ArchiveEntry, stage: int, ids: list[str]) -> ArchiveEntry:
-        scores = self.archive.scores(entry.variant_id, "select")
-        errors = [scores[t].error for t in ids if t in scores and scores[t].error]
-        if errors:
-            return self.archive.update(entry.variant_id, status="failed", reason=errors[0])
-        if any(t not in scores for t in ids):  # not all run (a budget stop): judged on resume
-            return entry
-        mean = sum(scores[t].reward for t in ids) / len(ids)
-        parent = self.archive.scores(entry.parent_id, "select") if entry.parent_id else {}
-        paired = [parent[t].reward for t in ids if t in parent]
-        parent_mean = sum(paired) / len(paired) if paired else None
-        if stage == self.plan.last:
-            return self.archive.update(entry.variant_id, status="accepted", stage=stage)
-        solved = sum(scores[t].passed for t in ids)
-        enough = stage == 0 or solved >= self.config.min_solved  # the smoke task: no crash only
-        if self.plan.passes(stage, mean, parent_mean) and enough:
-            return self.archive.update(entry.variant_id, stage=stage)
-        need = threshold(self.plan.thresholds[stage - 1], parent_mean)
-        why = (
-            f"mean {mean:.3f} < {need:.3f}"
-            if mean < need
-            else f"solved {solved} < --min-solved {self.config.min_solved}"
-        )
-        return self.archive.update(
-            entry.variant_id, status="rejected", stage=stage,
-            reason=f"stage {stage}: {why} on {len(ids)} tasks",
-        )  # fmt: skip
+    # --- scoring ---------------------------------------------------------------------
 
     def _score(self, variant: Variant, tasks: list[Task]) -> None:
-        self._score_many([variant], tasks)
+        self.score_many([variant], tasks)
 
-    def _score_many(
-        self, variants: list[Variant], tasks: list[Task], split: str = "select"
-    ) -> None:
+    def score_many(self, variants: list[Variant], tasks: list[Task], split: str = "select") -> None:
+        """Score every variant on every task, recorded under ``split`` in the archive."""
         pairs = [(v, t) for v in variants for t in tasks]
         for result in self.evaluator.evaluate(pairs, gate=self.gate):
             self.archive.record_score(result, split=split, fresh=not result.cached)
@@ -345,7 +238,7 @@ class Evolution:
         self.testing = True  # the held-out scoring is not stopped by the budget
         try:
             ids = sorted({best.variant_id, seed_id})
-            self._score_many([self.archive.variant(i) for i in ids], self.test, split="test")
+            self.score_many([self.archive.variant(i) for i in ids], self.test, split="test")
         finally:
             self.testing = False
         a = {t: r.reward for t, r in self.archive.scores(seed_id, "test").items() if not r.error}

@@ -3,9 +3,13 @@
 
 - ``examples.py``: one training example per stored model call, with the context it saw;
 - ``repairs.py``: Re-ReST repairs (a failed attempt corrected after feedback);
-- ``datasets.py``: ``build_dataset`` (sft / dpo / kto) and ``save_dataset`` (hash + datasheet);
-- ``lengths.py``: token lengths as TRL counts them; ``templates.py``: the training template;
-- ``train.py``: ``train_adapter`` (TRL + peft LoRA).
+- ``config.py``: ``DatasetConfig`` and ``TrainConfig``;
+- ``datasets.py``: ``build_dataset`` (sft / dpo / kto): the attempts selected, then the rows of
+  ``rows.py``, kept by ``filters.py`` (best-of, dedupe, caps); ``datasheet.py``: the content
+  hash, the datasheet and ``save_dataset`` / ``load_saved``;
+- ``lengths.py``: token lengths as TRL counts them, and the rows that fit; ``templates.py``:
+  the training template;
+- ``train.py``: ``train_adapter`` (TRL + peft LoRA), on the trainer of ``trainers.py``.
 
 Heavy libraries (datasets, torch, transformers, trl, peft) load only inside the modules that
 use them; importing this package is cheap.

@@ -2,14 +2,20 @@
 can come from the data and nothing is truncated silently.
 
 - prompt-completion text: the prompt tokenized alone, then the completion tokenized alone,
-  then EOS (``text_ids``: how exapt's trainer tokenizes these rows, see train.py);
+  then EOS (``text_ids``: how exapt's trainer tokenizes these rows, see ``pretokenize``);
 - prompt-completion chat: the chat template over ``prompt + completion`` with the row's tools;
 - DPO: the longer of prompt + chosen and prompt + rejected.
+
+``fit_lengths`` keeps the rows that fit a training's ``max_length`` (and gives it);
+``pretokenize`` tokenizes plain prompt-completion rows the way ``text_ids`` does.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from exapt.errors import ConfigError
+from exapt.evolve.training.config import TrainConfig
 
 
 def row_length(row: dict[str, Any], tokenizer: Any) -> int:
@@ -49,3 +55,47 @@ def text_ids(prompt: str, completion: str, tokenizer: Any) -> tuple[list[int], l
     if tokenizer.eos_token_id is not None:
         completion_ids.append(tokenizer.eos_token_id)
     return prompt_ids + completion_ids, [0] * len(prompt_ids) + [1] * len(completion_ids)
+
+
+def fit_lengths(
+    dataset: Any, tokenizer: Any, config: TrainConfig, context: int | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The rows that fit, and ``{max_length, dropped, tokens, lengths}``: ``max_length`` is the
+    longest row kept, so a trainer given it truncates nothing. Too-long rows are dropped (and
+    counted) or, with ``too_long="error"``, raise ``ConfigError`` naming the first."""
+    lengths = token_lengths(dataset, tokenizer)
+    limit = config.max_length or min(config.max_length_cap, context or config.max_length_cap)
+    too_long = [i for i, n in enumerate(lengths) if n > limit]
+    if too_long and config.too_long == "error":
+        first = too_long[0]
+        raise ConfigError(
+            f"{len(too_long)} of {len(lengths)} rows are longer than max_length={limit} tokens "
+            f"(row {first}: {lengths[first]} tokens, task {dataset[first].get('task_id')!r})",
+            hint="raise --max-length, or drop them with too_long='drop'",
+        )
+    if too_long:
+        keep = [i for i in range(len(lengths)) if i not in set(too_long)]
+        if not keep:
+            raise ConfigError(
+                f"every row is longer than max_length={limit} tokens (shortest: {min(lengths)})",
+                hint="raise --max-length",
+            )
+        dataset = dataset.select(keep)
+        lengths = [lengths[i] for i in keep]
+    return dataset, {
+        "max_length": max(lengths),
+        "dropped": len(too_long),
+        "tokens": sum(lengths),
+        "lengths": lengths,
+    }
+
+
+def pretokenize(dataset: Any, tokenizer: Any) -> Any:
+    """Plain prompt-completion rows as ``input_ids`` + ``completion_mask`` (TRL trains
+    tokenized rows as they are), prompt and completion tokenized apart (``text_ids``)."""
+
+    def tokenize(row: dict[str, Any]) -> dict[str, Any]:
+        ids, mask = text_ids(row["prompt"], row["completion"], tokenizer)
+        return {"input_ids": ids, "completion_mask": mask}
+
+    return dataset.map(tokenize, remove_columns=["prompt", "completion"])

@@ -15,6 +15,9 @@
 4. writes the adapter to ``<output_dir>/adapter/`` atomically (peft's files, whose
    ``base_model_name_or_path`` names ``base``) and returns a ``TrainResult``.
 
+The trainer itself is set up in ``trainers.py``; ``TrainConfig`` is in ``config.py`` and
+``fit_lengths`` in ``lengths.py`` (both re-exported here).
+
 Defaults fit Gemma 3 270M on 2 cores (measured ~35 training tokens/s, fp32, r=16, batch 4).
 
 Example:
@@ -29,47 +32,15 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
-from transformers import TrainerCallback
+from typing import Any
 
 from exapt.errors import ConfigError
-from exapt.evolve.training.datasets import BuiltDataset
-
-Method = Literal["sft", "dpo", "kto"]
-_DEFAULT_LR = {"sft": 2e-4, "dpo": 5e-5, "kto": 5e-5}
-
-
-class TrainConfig(BaseModel):
-    """Hyper-parameters of one LoRA training (saved with the policy)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    method: Method = "sft"
-    lora_r: int = Field(16, ge=1, le=512)
-    lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    target_modules: str | list[str] = "all-linear"
-    epochs: float = Field(2.0, gt=0)
-    max_steps: int | None = Field(None, gt=0, description="stop after N steps (None: epochs)")
-    learning_rate: float | None = Field(None, gt=0, description="None: 2e-4 SFT, 5e-5 DPO/KTO")
-    batch_size: int = Field(4, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    max_length: int | None = Field(None, gt=0, description="None: the longest row kept")
-    max_length_cap: int = Field(2048, gt=0, description="rows longer than this are too long")
-    too_long: Literal["drop", "error"] = "drop"
-    beta: float = Field(0.1, gt=0, description="DPO/KTO temperature")
-    seed: int = 0
-    save_steps: int = Field(25, ge=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = Field(None, ge=1, description="torch threads (None: torch's default)")
-
-    def lr(self) -> float:
-        return self.learning_rate or _DEFAULT_LR[self.method]
+from exapt.evolve.training.config import Method, TrainConfig
+from exapt.evolve.training.datasheet import BuiltDataset
+from exapt.evolve.training.lengths import fit_lengths, pretokenize
+from exapt.evolve.training.trainers import LogKeeper, Progress, make_trainer
 
 
 @dataclass
@@ -82,8 +53,6 @@ class TrainResult:
 
 
 _FORMAT_OF = {"sft": "sft", "dpo": "dpo", "kto": "kto"}
-
-Progress = Callable[[dict[str, Any]], None]
 
 
 def train_adapter(
@@ -120,8 +89,8 @@ def train_adapter(
         tokenizer.pad_token = tokenizer.eos_token
     dataset, fit = fit_lengths(dataset, tokenizer, config, _context_size(base))
     started = time.perf_counter()
-    trainer, chat = _trainer(dataset, base, output_dir, config, tokenizer, fit["max_length"])
-    logger = _LogKeeper(progress)
+    trainer, chat = make_trainer(dataset, base, output_dir, config, tokenizer, fit["max_length"])
+    logger = LogKeeper(progress)
     trainer.add_callback(logger)
     from transformers.trainer_callback import PrinterCallback
 
@@ -188,142 +157,6 @@ def _context_size(base: Path) -> int | None:
     return int(size) if size else None
 
 
-def fit_lengths(
-    dataset: Any, tokenizer: Any, config: TrainConfig, context: int | None = None
-) -> tuple[Any, dict[str, Any]]:
-    """The rows that fit, and ``{max_length, dropped, tokens, lengths}``: ``max_length`` is the
-    longest row kept, so a trainer given it truncates nothing. Too-long rows are dropped (and
-    counted) or, with ``too_long="error"``, raise ``ConfigError`` naming the first."""
-    from exapt.evolve.training.lengths import token_lengths
-
-    lengths = token_lengths(dataset, tokenizer)
-    limit = config.max_length or min(config.max_length_cap, context or config.max_length_cap)
-    too_long = [i for i, n in enumerate(lengths) if n > limit]
-    if too_long and config.too_long == "error":
-        first = too_long[0]
-        raise ConfigError(
-            f"{len(too_long)} of {len(lengths)} rows are longer than max_length={limit} tokens "
-            f"(row {first}: {lengths[first]} tokens, task {dataset[first].get('task_id')!r})",
-            hint="raise --max-length, or drop them with too_long='drop'",
-        )
-    if too_long:
-        keep = [i for i in range(len(lengths)) if i not in set(too_long)]
-        if not keep:
-            raise ConfigError(
-                f"every row is longer than max_length={limit} tokens (shortest: {min(lengths)})",
-                hint="raise --max-length",
-            )
-        dataset = dataset.select(keep)
-        lengths = [lengths[i] for i in keep]
-    return dataset, {
-        "max_length": max(lengths),
-        "dropped": len(too_long),
-        "tokens": sum(lengths),
-        "lengths": lengths,
-    }
-
-
-def _trainer(
-    dataset: Any,
-    base: Path,
-    output_dir: Path,
-    config: TrainConfig,
-    tokenizer: Any,
-    max_length: int,
-) -> tuple[Any, bool]:
-    import torch
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM
-
-    cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for, but torch sees no GPU", hint="use --device cpu")
-    bf16 = cuda and torch.cuda.is_bf16_supported()
-    dtype = torch.bfloat16 if bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
-    peft_config = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=config.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    common: dict[str, Any] = {
-        "output_dir": str(output_dir / "checkpoints"),
-        "num_train_epochs": config.epochs,
-        "max_steps": config.max_steps or -1,
-        "per_device_train_batch_size": config.batch_size,
-        "gradient_accumulation_steps": config.grad_accum,
-        "learning_rate": config.lr(),
-        "logging_steps": 1,
-        "save_strategy": "steps",
-        "save_steps": config.save_steps,
-        "save_total_limit": 2,
-        "report_to": [],
-        "disable_tqdm": True,
-        "seed": config.seed,
-        "use_cpu": not cuda,
-        "bf16": bf16,
-        "dataloader_num_workers": 0,
-        "max_length": max_length,
-    }
-    chat = isinstance(dataset[0]["prompt"], list)
-    if config.method == "sft":
-        from trl import SFTConfig, SFTTrainer
-
-        from exapt.evolve.training.templates import training_template
-
-        marked = training_template(tokenizer.chat_template) if chat else None
-        if marked is not None:
-            tokenizer.chat_template = marked
-        if not chat:
-            dataset = pretokenize(dataset, tokenizer)
-        args = SFTConfig(
-            **common, completion_only_loss=True, assistant_only_loss=marked is not None
-        )
-        trainer: Any = SFTTrainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-        )
-        return trainer, marked is not None
-    if config.method == "dpo":
-        from trl import DPOConfig, DPOTrainer
-
-        trainer = DPOTrainer(
-            model=model,
-            args=DPOConfig(**common, beta=config.beta),
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-        )
-        return trainer, False
-    from trl import KTOConfig, KTOTrainer
-
-    trainer = KTOTrainer(
-        model=model,
-        args=KTOConfig(**common, beta=config.beta),
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-    )
-    return trainer, False
-
-
-def pretokenize(dataset: Any, tokenizer: Any) -> Any:
-    """Plain prompt-completion rows as ``input_ids`` + ``completion_mask`` (TRL trains
-    tokenized rows as they are), prompt and completion tokenized apart (``text_ids``)."""
-    from exapt.evolve.training.lengths import text_ids
-
-    def tokenize(row: dict[str, Any]) -> dict[str, Any]:
-        ids, mask = text_ids(row["prompt"], row["completion"], tokenizer)
-        return {"input_ids": ids, "completion_mask": mask}
-
-    return dataset.map(tokenize, remove_columns=["prompt", "completion"])
-
-
 def _trained_tokens(log: list[dict[str, Any]], fit: dict[str, Any], trainer: Any) -> float:
     """Tokens the training went through: TRL's own count when it logs one (SFT), else the
     rows' tokens times the epochs done (DPO/KTO: both sequences of a pair)."""
@@ -362,53 +195,12 @@ def _save_adapter(trainer: Any, target: Path) -> Path:
     return target
 
 
-class _LogKeeper(TrainerCallback):
-    """Keeps the trainer's log, and draws a rich progress bar (or calls a function with each
-    log entry)."""
-
-    def __init__(self, progress: bool | Progress) -> None:
-        self.log: list[dict[str, Any]] = []
-        self._notify = progress if callable(progress) else None
-        self._show = progress is True
-        self._bar: Any = None
-        self._task: Any = None
-        self._started = 0.0
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._started = time.perf_counter()
-        if self._show:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-            from rich.progress import Progress as Bar
-
-            self._bar = Bar(
-                TextColumn("[bold]training"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[stats]}"),
-                console=Console(stderr=True),
-            )
-            self._bar.start()
-            self._task = self._bar.add_task("train", total=state.max_steps, stats="")
-            self._bar.update(self._task, completed=state.global_step)
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, completed=state.global_step)
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-        entry = {**(logs or {}), "step": state.global_step}
-        self.log.append(entry)
-        if self._notify is not None:
-            self._notify(entry)
-        if self._bar is not None and "loss" in entry:
-            elapsed = time.perf_counter() - self._started
-            tokens = entry.get("num_tokens")
-            rate = f"  {tokens / elapsed:,.0f} tok/s" if tokens and elapsed > 0 else ""
-            stats = f"loss {entry['loss']:.4f}  epoch {entry.get('epoch', 0):.2f}{rate}"
-            self._bar.update(self._task, stats=stats)
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+__all__ = [
+    "Method",
+    "Progress",
+    "TrainConfig",
+    "TrainResult",
+    "fit_lengths",
+    "pretokenize",
+    "train_adapter",
+]

@@ -1,0 +1,80 @@
+"""The mutate step of a generation slot: ``make_child`` asks an operator for a proposal on the
+parent (operators picked by the run's choice policy, tried in turn until one proposes; the
+policy child's ``finetune`` operator alone), drops it if it is not novel, and writes the child
+to the archive (``pending``, or ``failed`` if its spec does not load) with the slot's
+``Attempt``, whose outcome says what became of the slot.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from exapt.errors import ConfigError
+from exapt.evolve.archive import ArchiveEntry, Attempt
+from exapt.evolve.base import Operator, Proposal
+from exapt.evolve.choice import Use
+
+if TYPE_CHECKING:
+    from exapt.evolve.loop import Evolution
+
+
+def make_child(
+    evo: Evolution, g: int, slot: int, parent_id: str, history: list[Use],
+    forced: Operator | None = None,
+) -> None:  # fmt: skip
+    """Fill slot ``slot`` of generation ``g``: a proposal on ``parent_id`` (by ``forced``, or
+    operators picked in turn until one proposes), kept as a child if novel; the attempt is
+    recorded either way. A budget closed meanwhile keeps nothing (the slot is redone)."""
+    parent = evo.archive.variant(parent_id)
+    rng = random.Random(f"{evo.config.seed}:mutate:{g}:{slot}")
+    proposal: Proposal | None = None
+    tried: list[str] = []
+    cost, tokens = 0.0, 0
+    for _ in range(1 if forced else 2 * len(evo.operators)):
+        name = forced.name if forced else evo.choice.pick(history, rng)
+        operator = forced or evo.operators[name]
+        proposal = operator.propose(parent, evo.ctx, rng)
+        skip_cost = getattr(operator, "skip_cost", (0.0, 0))
+        if proposal is not None:
+            break
+        cost, tokens = cost + skip_cost[0], tokens + skip_cost[1]
+        tried.append(f"{name}: {getattr(operator, 'last_skip', None) or 'not applicable'}")
+        if evo.status != "running":
+            break
+    if evo.status != "running":
+        # A budget closed during the mutation (its feedback attempts were cut short): keep
+        # nothing, so a resumed run redoes this slot as an uninterrupted one would.
+        return
+    attempt = Attempt(generation=g, slot=slot, parent_id=parent_id, operator=name,
+                      outcome="no-proposal", reason="; ".join(tried) or None,
+                      cost_usd=cost, tokens=tokens)  # fmt: skip
+    if proposal is None:
+        evo.archive.record_attempt(attempt)
+        return
+    attempt.cost_usd += proposal.cost_usd
+    attempt.tokens += proposal.tokens
+    members = [evo.archive.variant(e.variant_id) for e in evo.archive.entries()]
+    verdict = evo.novelty.check(proposal.variant, members)
+    if verdict is not None:
+        attempt.outcome, attempt.variant_id = verdict
+        evo.archive.record_attempt(attempt)
+        return
+    entry = ArchiveEntry(
+        variant_id=proposal.variant.id,
+        parent_ids=[parent_id, *proposal.other_parents],
+        generation=g,
+        slot=slot,
+        operator=proposal.operator,
+        description=proposal.description,
+        mutation_cost_usd=proposal.cost_usd,
+        change_text=proposal.changed_text,
+        metadata=proposal.metadata,
+    )
+    try:
+        proposal.variant.load_spec()
+    except ConfigError as exc:
+        entry.status, entry.reason = "failed", f"load: {exc.message}"
+    evo.archive.add(entry, proposal.variant)
+    attempt.outcome, attempt.variant_id = "child", proposal.variant.id
+    evo.archive.record_attempt(attempt)
