@@ -202,7 +202,7 @@ def humaneval(limit: int, model_name: str, tmp: Path, console: Console) -> dict[
     return {
         "model": model_name,
         **humaneval_stats(rows),
-        "engine": type(model).__name__ + " (transformers server: agents/models/server.py)",
+        "engine": f"{type(model).__name__} ({type(getattr(model, '_engine', None)).__name__})",
     }
 
 
