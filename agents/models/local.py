@@ -281,7 +281,7 @@ class LocalModel:
                     hint="lower max_tokens, or raise the model's timeout",
                 ) from exc
             except httpx.HTTPError as exc:
-                if route.server.pid is None:
+                if route.server.exited_within(1.0):
                     raise route.server.died_error(f"{type(exc).__name__}: {exc}") from exc
                 raise ModelError(
                     f"model {self.name!r}: cannot reach {route.url}: {type(exc).__name__}: {exc}",

@@ -231,6 +231,18 @@ class LocalServer:
         process = self._process
         return None if process is None else process.poll()
 
+    def exited_within(self, seconds: float) -> bool:
+        """True if the child has exited, or exits within ``seconds``: a server killed during a
+        request resets its connections a moment before its exit can be seen (``poll``)."""
+        process = self._process
+        if process is None:
+            return True
+        try:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def died_error(self, detail: str) -> LocalServerError:
         """The error for a request that failed because the server is gone."""
         code = self.exit_status()
