@@ -3,6 +3,12 @@ parent (operators picked by the run's choice policy, tried in turn until one pro
 policy child's ``finetune`` operator alone), drops it if it is not novel, and writes the child
 to the archive (``pending``, or ``failed`` if its spec does not load) with the slot's
 ``Attempt``, whose outcome says what became of the slot.
+
+A free proposal (no mutator call, no other parent) that is a duplicate walks on: the same
+operator moves again from what it proposed, up to ``WALK_STEPS`` more times, and the first
+novel variant becomes the child of the slot's parent (its description lists every move).
+LLM-free operators have small neighbourhoods (one rung of one knob): without the walk a
+parent whose neighbours are all in the archive wastes every slot it is drawn for.
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ from exapt.errors import ConfigError
 from exapt.evolve.archive import ArchiveEntry, Attempt
 from exapt.evolve.base import Operator, Proposal
 from exapt.evolve.choice import Use
+from exapt.evolve.variant import Variant
+
+#: How many more moves a free duplicate proposal may make before the slot is a duplicate.
+WALK_STEPS = 4
 
 if TYPE_CHECKING:
     from exapt.evolve.loop import Evolution
@@ -55,7 +65,7 @@ def make_child(
     attempt.cost_usd += proposal.cost_usd
     attempt.tokens += proposal.tokens
     members = [evo.archive.variant(e.variant_id) for e in evo.archive.entries()]
-    verdict = evo.novelty.check(proposal.variant, members)
+    proposal, verdict = _walk(proposal, operator, members, evo, rng)
     if verdict is not None:
         attempt.outcome, attempt.variant_id = verdict
         evo.archive.record_attempt(attempt)
@@ -78,3 +88,30 @@ def make_child(
     evo.archive.add(entry, proposal.variant)
     attempt.outcome, attempt.variant_id = "child", proposal.variant.id
     evo.archive.record_attempt(attempt)
+
+
+def _walk(
+    proposal: Proposal, operator: Operator, members: list[Variant], evo: Evolution,
+    rng: random.Random,
+) -> tuple[Proposal, tuple[str, str] | None]:  # fmt: skip
+    """``proposal`` and its novelty verdict, after walking on from a free duplicate (the
+    module docstring): the first novel step, or the original proposal's verdict."""
+    verdict = evo.novelty.check(proposal.variant, members)
+    if verdict is None or proposal.cost_usd or proposal.tokens or proposal.other_parents:
+        return proposal, verdict
+    current, moves = proposal, [proposal.description]
+    for _ in range(WALK_STEPS):
+        step = operator.propose(current.variant, evo.ctx, rng)
+        if step is None or step.cost_usd or step.tokens or step.other_parents:
+            break
+        current = step
+        moves.append(step.description)
+        if evo.novelty.check(step.variant, members) is None:
+            metadata = {**proposal.metadata, **step.metadata, "walk": len(moves)}
+            walked = Proposal(
+                variant=step.variant, operator=proposal.operator,
+                description=" | then ".join(moves), changed_text=step.changed_text,
+                metadata=metadata,
+            )  # fmt: skip
+            return walked, None
+    return proposal, verdict

@@ -176,6 +176,55 @@ def test_a_duplicate_child_is_not_evaluated(
         assert archive.spend()["test_evaluations"] == 6  # the final test of the seed
 
 
+def bump(parent: Variant) -> Variant:
+    """One rung up a knob: the seed's neighbour is the same variant for every slot."""
+    data = parent.spec_data()
+    options = dict(data.get("graph_options") or {})
+    options["keep_observations"] = int(options.get("keep_observations", 5)) + 1
+    data["graph_options"] = options
+    return parent.with_spec_data(data)
+
+
+def test_a_free_duplicate_walks_on_to_a_novel_neighbour(
+    evolve_run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_with(evolve_run, monkeypatch, Fixed("bump", bump), generations=1, children=3)
+    with Archive.open("t") as archive:
+        seed = archive.meta("seed_id")
+        children = sorted((e for e in archive.entries() if e.generation == 1), key=lambda e: e.slot)
+        steps = [archive.variant(e.variant_id).spec_data()["graph_options"]["keep_observations"]
+                 for e in children]  # fmt: skip
+        assert steps == [6, 7, 8]  # slot 1 walked past slot 0's child, slot 2 past both
+        assert all(e.parent_id == seed for e in children)
+        assert [e.description for e in children] == [
+            "bump",
+            "bump | then bump",
+            "bump | then bump | then bump",
+        ]
+        assert [e.metadata.get("walk") for e in children] == [None, 2, 3]
+        assert {a.outcome for a in archive.attempts()} == {"child"}
+
+
+class PaidBump(Fixed):
+    """``bump`` whose proposals cost a mutator call: a duplicate is not walked on."""
+
+    calls = 0
+
+    def propose(self, parent: Variant, ctx: Any, rng: Any) -> Proposal | None:
+        PaidBump.calls += 1
+        return Proposal(variant=bump(parent), operator=self.name, description=self.name,
+                        cost_usd=0.01)  # fmt: skip
+
+
+def test_a_paid_duplicate_is_not_walked_on(
+    evolve_run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_with(evolve_run, monkeypatch, PaidBump("paid", bump), generations=1, children=2)
+    with Archive.open("t") as archive:
+        outcomes = [a.outcome for a in sorted(archive.attempts(), key=lambda a: a.slot)]
+        assert outcomes == ["child", "duplicate"] and PaidBump.calls == 2
+
+
 def test_the_cache_is_shared_across_archives(evolve_run: Callable[..., Any], home: Path) -> None:
     first, _ = evolve_run(generations=2, children=2)
     second, _ = evolve_run(archive="t2", generations=2, children=2)
