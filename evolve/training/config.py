@@ -73,6 +73,9 @@ class TrainConfig(BaseModel):
     save_steps: int = Field(25, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1, description="torch threads (None: torch's default)")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="auto: bf16 where the GPU or CPU computes it natively, else fp32"
+    )
 
     def lr(self) -> float:
         return self.learning_rate or _DEFAULT_LR[self.method]

@@ -58,6 +58,9 @@ def improve(
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="training steps per round (cap)")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 where the GPU or CPU has it natively) | bf16 | fp32")
+    ] = "auto",
     resume: Annotated[
         str | None, typer.Option(help="continue improve run ID where it stopped", metavar="ID")
     ] = None,
@@ -78,7 +81,7 @@ def improve(
         training = {
             "lora_r": lora_r, "epochs": epochs, "learning_rate": learning_rate,
             "batch_size": batch_size, "max_length": max_length, "max_steps": max_steps,
-            "device": device,
+            "device": device, "precision": precision,
         }  # fmt: skip
         from exapt.evolve.training.train import TrainConfig
 

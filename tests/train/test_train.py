@@ -79,6 +79,29 @@ def test_every_format_trains_one_step(function_home: Path, tiny: Path, tmp_path:
         assert (result.adapter_dir / "adapter_model.safetensors").is_file(), name
 
 
+def test_precision_is_bf16_where_the_cpu_has_it_and_fp32_when_asked(
+    function_home: Path, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    built = _built(function_home)
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    for precision, expected in [("auto", "bf16" if native else "fp32"), ("fp32", "fp32")]:
+        config = TrainConfig(max_steps=1, batch_size=2, save_steps=1000, precision=precision)
+        result = train_adapter(built, tiny, tmp_path / precision, config, progress=False)
+        assert result.metrics["precision"] == expected, precision
+        assert result.metrics["loss_first"] is not None
+    # a CPU without native bf16: auto falls back to fp32, an explicit bf16 is refused
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    config = TrainConfig(max_steps=1, batch_size=2, save_steps=1000)
+    result = train_adapter(built, tiny, tmp_path / "old-cpu", config, progress=False)
+    assert result.metrics["precision"] == "fp32"
+    with pytest.raises(ConfigError, match="precision bf16 asked for"):
+        bf16 = TrainConfig(max_steps=1, precision="bf16")
+        train_adapter(built, tiny, tmp_path / "refused", bf16, progress=False)
+    assert not (tmp_path / "refused").exists()
+
+
 def test_chat_rows_train_on_the_assistant_tokens_only(
     chat_home: Path, tiny_long: Path, tmp_path: Path
 ) -> None:
