@@ -65,7 +65,7 @@ def to_finetune_record(steps: list[Step]) -> dict[str, Any] | None:
             messages.pop()  # e.g. the observation of `submit`: nothing after it to learn
         record: dict[str, Any] = {"messages": messages}
         if tools:
-            record["tools"] = [_tool_schema(tool) for tool in tools]
+            record["tools"] = [tool_schema(tool) for tool in tools]
         return record
     completions = [
         s for s in steps if s.kind == "model" and isinstance(s.input, dict) and "prompt" in s.input
@@ -139,7 +139,7 @@ def _assistant_message(output: Any) -> dict[str, Any]:
     return message
 
 
-def _tool_schema(tool: dict[str, Any]) -> dict[str, Any]:
+def tool_schema(tool: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI ``{"type": "function", "function": {...}}`` tool, whichever way it was stored."""
     if tool.get("type") == "function" and "function" in tool:
         return tool

@@ -34,11 +34,10 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from exapt.agents.models.base import ARGUMENTS_ERROR_KEY, RAW_ARGUMENTS_KEY
+from exapt.memory.trajectory_export import tool_schema
 from exapt.records import Step, Trajectory
 from exapt.tasks.splits import split_of
-
-# Set on tool-call arguments that were not a JSON object (agents/models/base.py).
-_ARGUMENTS_ERROR_KEY = "_arguments_error"
 
 
 @dataclass(frozen=True)
@@ -260,26 +259,19 @@ def _arguments(fn: dict[str, Any]) -> dict[str, Any]:
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
         except ValueError:
-            return {_ARGUMENTS_ERROR_KEY: "not JSON", "_raw_arguments": arguments}
+            return {ARGUMENTS_ERROR_KEY: "not JSON", RAW_ARGUMENTS_KEY: arguments}
     if arguments is None:
         return {}
     if not isinstance(arguments, dict):
-        return {_ARGUMENTS_ERROR_KEY: "not an object", "_raw_arguments": json.dumps(arguments)}
+        return {ARGUMENTS_ERROR_KEY: "not an object", RAW_ARGUMENTS_KEY: json.dumps(arguments)}
     return arguments
 
 
 def _has_argument_error(message: dict[str, Any]) -> bool:
     return any(
-        _ARGUMENTS_ERROR_KEY in (call["function"]["arguments"] or {})
+        ARGUMENTS_ERROR_KEY in (call["function"]["arguments"] or {})
         for call in message.get("tool_calls") or []
     )
-
-
-def tool_schema(tool: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAI ``{"type": "function", "function": {...}}`` tool, however it was stored."""
-    if tool.get("type") == "function" and "function" in tool:
-        return tool
-    return {"type": "function", "function": tool}
 
 
 def _content_text(content: Any) -> str:
