@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from exapt.agents.models import ModelReply, resolve_model
+from exapt.agents.models import resolve_model
 from exapt.agents.models.base import ContextWindowExceeded
 from exapt.agents.models.engine import LocalEngine
 from exapt.agents.models.llama_cpp import LlamaCpp, convert_checkpoint, read_gguf_info
@@ -25,6 +25,8 @@ from exapt.agents.models.local import LocalModel, LocalRequestError
 from exapt.agents.models.server_process import LocalServerError
 from exapt.agents.models.tiny import build_tiny_checkpoint
 from exapt.errors import ConfigError, UnavailableError
+
+from .concurrency import concurrent_completions
 
 PROMPTS = ["def add(a, b):\n    return", "for i in range(10):", "class Counter:", "The quick"]
 
@@ -120,23 +122,7 @@ def test_eight_concurrent_clients_are_served_together(
 ) -> None:
     prompt = "class Counter:"
     alone = tiny_llama.complete(prompt, max_tokens=200, temperature=0)
-    start = threading.Barrier(8)
-    replies: list[ModelReply] = []
-    errors: list[BaseException] = []
-
-    def agent() -> None:
-        start.wait()
-        try:
-            replies.append(tiny_llama.complete(prompt, max_tokens=200, temperature=0))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=agent) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors and len(replies) == 8
+    replies = concurrent_completions(tiny_llama, prompt, 8, max_tokens=200)
     assert all(r.text == alone.text and r.tokens_out == alone.tokens_out for r in replies)
     server = tiny_engine.server
     assert server is not None and server.log_path is not None

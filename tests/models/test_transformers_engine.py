@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,14 @@ from typing import Any
 import httpx
 import pytest
 
-from exapt.agents.models import ModelError, ModelReply, resolve_model
+from exapt.agents.models import ModelError, resolve_model
 from exapt.agents.models.base import ContextWindowExceeded
 from exapt.agents.models.chat_prompt import tool_call
 from exapt.agents.models.tiny import build_tiny_checkpoint
 from exapt.agents.models.transformers_engine import TransformersServer
 from exapt.errors import UnavailableError
+
+from .concurrency import concurrent_completions
 
 
 def _generate(checkpoint: Path, prompt: str, max_new_tokens: int) -> tuple[str, int]:
@@ -93,23 +94,7 @@ def test_concurrent_requests_share_batches(
     model = resolve_model(f"local:{tiny_checkpoint}", engine="transformers")
     prompt = "class Counter:"
     alone = model.complete(prompt, max_tokens=10, temperature=0)
-    start = threading.Barrier(4)
-    replies: list[ModelReply] = []
-    errors: list[BaseException] = []
-
-    def agent() -> None:
-        start.wait()
-        try:
-            replies.append(model.complete(prompt, max_tokens=10, temperature=0))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=agent) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors and len(replies) == 4
+    replies = concurrent_completions(model, prompt, 4, max_tokens=10)
     assert all(r.text == alone.text and r.tokens_out == alone.tokens_out for r in replies)
     assert tiny_server.log_path is not None
     sizes = [int(n) for n in re.findall(r"batch of (\d+)", tiny_server.log_path.read_text())]
