@@ -215,9 +215,16 @@ class Evolution:
     # --- views -----------------------------------------------------------------------
 
     def population(self, upto: int) -> list[Candidate]:
-        """The selectors' view of the archive as it stood after generation ``upto``."""
-        keep = {e.variant_id for e in self.archive.entries() if e.generation <= upto}
+        """The selectors' view of the archive as it stood after generation ``upto``. With
+        ``parents="valid"`` a child rejected at a gate is eligible too (its score is its mean
+        on the tasks it was scored on); failed children never are."""
+        entries = [e for e in self.archive.entries() if e.generation <= upto]
+        keep = {e.variant_id for e in entries}
+        rejected = {e.variant_id for e in entries if e.status == "rejected"}
         members = [c for c in self.archive.candidates() if c.variant_id in keep]
+        if self.config.parents == "valid":
+            for c in members:
+                c.eligible = c.eligible or c.variant_id in rejected
         counts: dict[str, int] = {}
         for c in members:
             if c.parent_id is not None:

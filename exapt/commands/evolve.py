@@ -89,6 +89,10 @@ def evolve(
     min_solved: Annotated[
         int | None, typer.Option(help="tasks a child must pass at each gate too (0)")
     ] = None,
+    parents: Annotated[
+        str | None,
+        typer.Option(help="accepted (default) | valid: rejected children may be parents too"),
+    ] = None,
     rng_seed: Annotated[int | None, typer.Option(help="random seed (and cache seed) (0)")] = None,
     sandbox: Annotated[str | None, typer.Option(help="sandbox backend (default: best)")] = None,
     executor: Annotated[
@@ -144,7 +148,8 @@ def evolve(
         "generations": generations, "select_split": select_split,
         "select_limit": select_limit, "test_limit": test_limit,
         "feedback_tasks": feedback_tasks, "harvest": harvest, "stages": stages,
-        "thresholds": thresholds, "min_solved": min_solved, "seed": rng_seed,
+        "thresholds": thresholds, "min_solved": min_solved, "parents": parents,
+        "seed": rng_seed,
         "sandbox": sandbox, "executor": executor,
         "workers": workers, "budget_usd": budget_usd, "max_tokens": max_tokens,
         "max_hours": max_hours, "max_evals": max_evals, "job_timeout_s": job_timeout,

@@ -205,6 +205,25 @@ def test_a_free_duplicate_walks_on_to_a_novel_neighbour(
         assert {a.outcome for a in archive.attempts()} == {"child"}
 
 
+@pytest.mark.parametrize("parents", ["accepted", "valid"])
+def test_rejected_children_are_parents_only_with_parents_valid(
+    evolve_run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, parents: str
+) -> None:
+    # an absolute gate of 1.0: every child (the scripted agent fails these tasks) is rejected
+    run_with(evolve_run, monkeypatch, Fixed("bump", bump), generations=2, children=2,
+             thresholds="1.0", parents=parents)  # fmt: skip
+    with Archive.open("t") as archive:
+        seed = archive.meta("seed_id")
+        first = {e.variant_id for e in archive.entries() if e.generation == 1}
+        assert first and all(archive.entry(v).status == "rejected" for v in first)
+        second = [e.parent_id for e in archive.entries() if e.generation == 2]
+        assert len(second) == 2
+        if parents == "accepted":
+            assert set(second) == {seed}
+        else:  # the seed has two children, each rejected child none: they weigh more
+            assert set(second) & first
+
+
 class PaidBump(Fixed):
     """``bump`` whose proposals cost a mutator call: a duplicate is not walked on."""
 
