@@ -15,8 +15,10 @@ For each (variant, task) pair:
 
 Budgets: a call starts at most ``gate.allowance()`` attempts, none once ``gate.open()`` is
 False, and gives each engine evaluation what is left of the run's USD, tokens and time as
-its ``RunBudget`` (variants evaluated at once can together overshoot by the attempts they
-have running).
+its ``RunBudget``: no attempt starts once it is spent, but none is cut short by it either
+(``cap_attempts=False``: a result is cached as the variant's verdict, so it must not depend
+on when in the run the attempt ran); attempts running then finish, so a run overshoots by
+at most the attempts it has running.
 
 With ``log``, every attempt's end is appended to that file (JSON lines: ``event`` finish
 (stored) | recover (found in the store after a crash, not run again), ``variant``,
@@ -197,6 +199,7 @@ class EngineEvaluator:
             max_cost_usd=getattr(left, "max_cost_usd", None),
             max_tokens=getattr(left, "max_tokens", None),
             max_wall_s=getattr(left, "max_wall_s", None),
+            cap_attempts=False,  # a cached result is the variant's own, never a cut attempt
         )
         target = Target(model=self._model_of(spec), suite=self.suite, sandbox=self.sandbox,
                         spec=spec)  # fmt: skip

@@ -48,11 +48,15 @@ class RunConfig(BaseModel):
 @dataclass(frozen=True)
 class RunBudget:
     """Limits of a whole evaluation; when one is reached no new attempt starts (running
-    ones finish). ``None`` = unlimited."""
+    ones finish). ``None`` = unlimited. With ``cap_attempts`` (the default, ``exapt run``)
+    each attempt is also capped at what is left, so a run never overspends; without it
+    (evolve, which caches every result as the variant's own) an attempt runs to its spec's
+    own limits, so that a result never depends on when in the run it started."""
 
     max_cost_usd: float | None = None
     max_tokens: int | None = None
     max_wall_s: float | None = None
+    cap_attempts: bool = True
 
     def reached(self, tokens: int, cost_usd: float, wall_s: float) -> str | None:
         """``budget: NAME=LIMIT reached (USED used)`` for the first limit reached, or None."""

@@ -123,6 +123,8 @@ class Evaluation:
     def attempt_budget(self) -> Budget:
         """What is left of the run's budget, as a cap for one attempt."""
         b = self.budget
+        if not b.cap_attempts:
+            return Budget()
         tokens, cost, wall = self.totals()
         return Budget(
             max_tokens=max(1, b.max_tokens - tokens) if b.max_tokens else None,

@@ -255,6 +255,51 @@ def test_the_cache_is_shared_across_archives(evolve_run: Callable[..., Any], hom
         assert [e.variant_id for e in a.entries()] == [e.variant_id for e in b.entries()]
 
 
+def test_a_spent_budget_never_cuts_an_attempt_or_the_held_out_scoring_short(
+    evolve_run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hours run out once the seed is scored: generation 1 starts nothing, and the final
+    test still scores the seed on every test task with no limit from the spent budget (a cut
+    attempt would be cached as the variant's verdict)."""
+    from exapt.engine import Engine
+    from exapt.evolve.loop import Evolution
+
+    budgets: list[tuple[bool, Any]] = []
+    real_evaluate, real_generation = Engine.evaluate, Evolution._generation
+
+    def evaluate(self: Any, target: Any, tasks: Any, **kw: Any) -> Any:
+        budgets.append((evolution_of[0].testing, kw.get("budget")))
+        return real_evaluate(self, target, tasks, **kw)
+
+    evolution_of: list[Any] = []
+
+    def generation(self: Any, g: int) -> None:
+        self._wall_before = 10 * 3600.0  # ten hours used: max_hours=1 is spent
+        real_generation(self, g)
+
+    real_init = Evolution.__init__
+
+    def init(self: Any, *args: Any, **kw: Any) -> None:
+        real_init(self, *args, **kw)
+        evolution_of.append(self)
+
+    monkeypatch.setattr(Engine, "evaluate", evaluate)
+    monkeypatch.setattr(Evolution, "_generation", generation)
+    monkeypatch.setattr(Evolution, "__init__", init)
+    summary, _ = evolve_run(generations=2, children=2, max_hours=1.0)
+    assert summary["status"] == "stopped" and "max_hours" in summary["stop_detail"]
+    assert all(not b.cap_attempts for _t, b in budgets)  # evolve never caps an attempt
+    testing = [b for t, b in budgets if t]
+    assert testing and all(b.max_wall_s is None for b in testing)
+    with Archive.open("t") as archive:
+        seed = archive.meta("seed_id")
+        children = [e for e in archive.entries() if e.variant_id != seed]
+        assert all(not archive.scores(e.variant_id, "select") for e in children)  # none ran
+        scored = archive.scores(seed, "test")
+        assert len(scored) == len(splits()["test"])
+        assert all(r.stop_reason != "max_wall" and not r.error for r in scored.values())
+
+
 def lineage_of(name: str) -> list[tuple[Any, ...]]:
     with Archive.open(name) as archive:
         return [(e.variant_id, tuple(e.parent_ids), e.generation, e.slot, e.status, e.score)
