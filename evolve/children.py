@@ -97,12 +97,12 @@ def _walk(
     """``proposal`` and its novelty verdict, after walking on from a free duplicate (the
     module docstring): the first novel step, or the original proposal's verdict."""
     verdict = evo.novelty.check(proposal.variant, members)
-    if verdict is None or proposal.cost_usd or proposal.tokens or proposal.other_parents:
+    if verdict is None or not _free(proposal):
         return proposal, verdict
     current, moves = proposal, [proposal.description]
     for _ in range(WALK_STEPS):
         step = operator.propose(current.variant, evo.ctx, rng)
-        if step is None or step.cost_usd or step.tokens or step.other_parents:
+        if step is None or not _free(step):
             break
         current = step
         moves.append(step.description)
@@ -115,3 +115,8 @@ def _walk(
             )  # fmt: skip
             return walked, None
     return proposal, verdict
+
+
+def _free(proposal: Proposal) -> bool:
+    """No mutator call paid for it and no second parent: walking on from it costs nothing."""
+    return not (proposal.cost_usd or proposal.tokens or proposal.other_parents)

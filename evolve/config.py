@@ -6,7 +6,7 @@ config and lets only the budgets, ``generations``, the executor and ``workers`` 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -50,7 +50,7 @@ class EvolveConfig(BaseModel):
     stages: str = "1,10,all"
     thresholds: str = "parent"
     min_solved: int = Field(0, ge=0, description="tasks a child must pass at each gate")
-    parents: str = Field(
+    parents: Literal["accepted", "valid"] = Field(
         "accepted", description="who may be a parent: accepted children, or every valid one "
         "(accepted or rejected at a gate, as the DGM keeps stepping stones)",
     )  # fmt: skip
@@ -77,13 +77,6 @@ class EvolveConfig(BaseModel):
     def _choice(cls, value: str) -> str:
         if value not in ("weights", "bandit"):
             raise ValueError("use weights or bandit")
-        return value
-
-    @field_validator("parents")
-    @classmethod
-    def _parents(cls, value: str) -> str:
-        if value not in ("accepted", "valid"):
-            raise ValueError("use accepted or valid")
         return value
 
     @field_validator("select_split", "feedback_split", "test_split")

@@ -220,9 +220,9 @@ class Evolution:
         on the tasks it was scored on); failed children never are."""
         entries = [e for e in self.archive.entries() if e.generation <= upto]
         keep = {e.variant_id for e in entries}
-        rejected = {e.variant_id for e in entries if e.status == "rejected"}
         members = [c for c in self.archive.candidates() if c.variant_id in keep]
         if self.config.parents == "valid":
+            rejected = {e.variant_id for e in entries if e.status == "rejected"}
             for c in members:
                 c.eligible = c.eligible or c.variant_id in rejected
         counts: dict[str, int] = {}
